@@ -1,0 +1,24 @@
+// Every vocoder_ext op schema, in one place. Kernels register per device in csrc/cpu and
+// csrc/cuda; the eager reference (vocoder_ext/ops/*_ref) is registered from Python as the
+// CompositeExplicitAutograd kernel, so a device without a fused kernel still runs.
+#include <torch/library.h>
+
+TORCH_LIBRARY(vocoder_ext, m) {
+  // y = conv1d(leaky_relu(x, slope), weight, bias, padding=dilation*(K-1)/2, dilation)
+  // then tanh(y) if epilogue == "tanh", then y + residual if residual is given.
+  m.def(
+      "lrelu_conv1d(Tensor x, Tensor weight, Tensor? bias, int dilation=1, float slope=0.1, "
+      "Tensor? residual=None, str epilogue=\"none\") -> Tensor");
+  // Gradients w.r.t. (x, weight, bias); grad w.r.t. residual is grad_out itself. For the tanh
+  // epilogue the pre-tanh output is recomputed (bias is needed for that), not stored.
+  m.def(
+      "lrelu_conv1d_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor? bias, int dilation, "
+      "float slope, str epilogue) -> (Tensor, Tensor, Tensor)");
+  // y = conv_transpose1d(leaky_relu(x, slope), weight, bias, stride, padding)
+  m.def(
+      "lrelu_conv_transpose1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, "
+      "float slope=0.1) -> Tensor");
+  m.def(
+      "lrelu_conv_transpose1d_backward(Tensor grad_out, Tensor x, Tensor weight, int stride, "
+      "int padding, float slope) -> (Tensor, Tensor, Tensor)");
+}

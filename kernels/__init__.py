@@ -1,0 +1,1 @@
+"""Triton kernels (installed as vocoder_ext.kernels). Kernels arrive with the GPU path."""

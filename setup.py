@@ -1,0 +1,53 @@
+"""Build vocoder_ext and its C++/CUDA extension vocoder_ext._C.
+
+Knobs (environment): VOCODER_EXT_CUDA=0|1 (default: on when torch was built with CUDA and nvcc
+is found), VOCODER_EXT_CUDA_ARCHS (e.g. "8.0;9.0", passed as TORCH_CUDA_ARCH_LIST), MAX_JOBS,
+DEBUG=1. Install with `pip install --no-build-isolation -e .` (isolation would fetch another torch).
+"""
+import glob
+import os
+
+import torch
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def want_cuda():
+    flag = os.environ.get("VOCODER_EXT_CUDA")
+    if flag is not None:
+        return flag == "1"
+    # Decide from the toolchain, never from torch.cuda.is_available(): GPU-less build boxes are normal.
+    return torch.backends.cuda.is_built() and CUDA_HOME is not None
+
+
+def extension():
+    debug = os.environ.get("DEBUG") == "1"
+    opt = ["-O0", "-g"] if debug else ["-O3"]
+    cpp_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
+    cxx = opt + ["-std=c++20"]
+    if want_cuda() and cuda_sources:
+        archs = os.environ.get("VOCODER_EXT_CUDA_ARCHS")
+        if archs:
+            os.environ["TORCH_CUDA_ARCH_LIST"] = archs  # build-time only, in our own process
+        nvcc = opt + ["-std=c++20", "--expt-relaxed-constexpr"]
+        return CUDAExtension(
+            "vocoder_ext._C", cpp_sources + cuda_sources,
+            extra_compile_args={"cxx": cxx + ["-DVOCODER_EXT_WITH_CUDA"], "nvcc": nvcc},
+        )
+    return CppExtension("vocoder_ext._C", cpp_sources, extra_compile_args={"cxx": cxx})
+
+
+setup(
+    name="vocoder_ext",
+    version="0.1.0",
+    description="Fused kernels and drop-in modules for HiFi-GAN and WaveGlow vocoders",
+    packages=["vocoder_ext", "vocoder_ext.ops", "vocoder_ext.kernels"],
+    package_dir={"vocoder_ext.kernels": "kernels"},
+    ext_modules=[extension()],
+    cmdclass={"build_ext": BuildExtension},
+    python_requires=">=3.10",
+    install_requires=["torch", "numpy", "soundfile", "tqdm"],
+)

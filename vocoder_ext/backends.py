@@ -1,0 +1,94 @@
+"""Which backend serves which op on which device.
+
+Backends: "cpp" (csrc/cpu, CPU tensors), "cuda" (csrc/cuda, CUDA tensors), "triton" (kernels/,
+CUDA tensors), "eager" (the op's *_ref, plain PyTorch, the ground truth).
+`VOCODER_EXT_BACKEND=auto|cpp|cuda|triton|eager` forces one; `auto` (default) takes the fastest
+available for the device. A forced backend that cannot serve raises; `auto` falling back to the
+eager reference warns once per (op, device type) saying why.
+"""
+import os
+import warnings
+
+import torch
+
+from . import _extension
+
+BACKENDS = ("auto", "cpp", "cuda", "triton", "eager")
+_DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
+_KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}  # compiled kernels registered per dispatch key
+OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d")
+_warned = set()
+
+
+def requested():
+    """The backend asked for through VOCODER_EXT_BACKEND (default "auto")."""
+    value = os.environ.get("VOCODER_EXT_BACKEND", "auto").strip().lower() or "auto"
+    if value not in BACKENDS:
+        raise ValueError(f"VOCODER_EXT_BACKEND must be one of {', '.join(BACKENDS)}; got {value!r}")
+    return value
+
+
+def _has_compiled_kernel(op, device_type):
+    key = _DISPATCH_KEY.get(device_type)
+    return (_extension.loaded and key is not None
+            and torch._C._dispatch_has_kernel_for_dispatch_key(f"vocoder_ext::{op}", key))
+
+
+def _why_no_kernel(op, device_type):
+    if not _extension.loaded:
+        return f"C++ extension not loaded: {_extension.load_error}"
+    if device_type not in _KERNEL_BACKEND:
+        return f"no kernels exist for device type {device_type!r}"
+    return f"vocoder_ext._C has no {_DISPATCH_KEY[device_type]} kernel for {op} yet"
+
+
+def resolve(op, device_type):
+    """(backend, why): the backend that serves `op` on `device_type`, and why, if it is a fallback."""
+    want = requested()
+    if want == "eager":
+        return "eager", "forced by VOCODER_EXT_BACKEND=eager"
+    if want == "auto":
+        if _has_compiled_kernel(op, device_type):
+            return _KERNEL_BACKEND[device_type], None
+        return "eager", _why_no_kernel(op, device_type)
+    if want in ("cpp", "cuda"):
+        if _KERNEL_BACKEND.get(device_type) != want:
+            raise RuntimeError(f"VOCODER_EXT_BACKEND={want} cannot serve {op} on {device_type} tensors "
+                               f"(it serves {'CPU' if want == 'cpp' else 'CUDA'} tensors)")
+        if not _has_compiled_kernel(op, device_type):
+            raise RuntimeError(f"VOCODER_EXT_BACKEND={want} cannot serve {op}: {_why_no_kernel(op, device_type)}")
+        return want, None
+    raise RuntimeError(f"VOCODER_EXT_BACKEND=triton cannot serve {op}: no Triton kernel for it yet")
+
+
+def use_registered_op(op, device_type):
+    """True when the call should go through torch.ops.vocoder_ext.<op> (the one graph node that
+    torch.compile/export see); False means call the eager reference directly."""
+    if torch.compiler.is_compiling():
+        # The dispatcher picks the per-device kernel when the compiled graph runs.
+        return _extension.loaded and requested() != "eager"
+    backend, why = resolve(op, device_type)
+    if backend != "eager":
+        return True
+    if requested() == "auto" and (op, device_type) not in _warned:
+        _warned.add((op, device_type))
+        warnings.warn(f"vocoder_ext: no fused kernel serves {op} on {device_type} ({why}); "
+                      f"running the eager PyTorch reference", RuntimeWarning, stacklevel=3)
+    # With the extension loaded, the registered op's default kernel *is* the reference, so auto
+    # keeps going through the op; only a forced "eager" or a missing extension bypasses it.
+    return _extension.loaded and requested() == "auto"
+
+
+def backends():
+    """{op: {device_type: backend}} as `auto` would choose now, plus extension status."""
+    report = {"extension": "loaded" if _extension.loaded else f"not loaded ({_extension.load_error})",
+              "requested": requested()}
+    for op in OPS:
+        report[op] = {}
+        for dev in ("cpu", "cuda"):
+            try:
+                backend, why = resolve(op, dev)
+                report[op][dev] = backend if why is None else f"{backend} ({why})"
+            except RuntimeError as e:
+                report[op][dev] = f"unavailable ({e})"
+    return report

@@ -1,0 +1,177 @@
+"""HiFi-GAN generator: a drop-in for the original (jik876/hifi-gan) and NVIDIA's DLE Generator.
+
+Same math, same state_dict keys. With `fused=True` the residual stacks, the upsampling layers and
+conv_post run through vocoder_ext.ops (fused kernels, or their eager references where none exists).
+"""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import ops
+from .config import resolve_config
+from .layers import WNConv1d
+
+LRELU_SLOPE = 0.1
+POST_LRELU_SLOPE = 0.01  # the original's last F.leaky_relu uses PyTorch's default slope
+
+
+def get_padding(kernel_size, dilation=1):
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlock1(nn.Module):
+    """Pairs of (dilated conv, conv), each preceded by leaky-ReLU, with a residual around each pair."""
+
+    def __init__(self, channels, kernel_size=3, dilation=(1, 3, 5)):
+        super().__init__()
+        self.convs1 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, d),
+                                             dilation=d) for d in dilation)
+        self.convs2 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, 1))
+                                    for _ in dilation)
+
+    def forward(self, x, fused=False):
+        for c1, c2 in zip(self.convs1, self.convs2):
+            if fused:
+                xt = ops.lrelu_conv1d(x, c1.weight, c1.bias, c1.dilation, LRELU_SLOPE)
+                x = ops.lrelu_conv1d(xt, c2.weight, c2.bias, c2.dilation, LRELU_SLOPE, residual=x)
+            else:
+                xt = c1(F.leaky_relu(x, LRELU_SLOPE))
+                xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
+                x = xt + x
+        return x
+
+    def remove_weight_norm(self):
+        for c in [*self.convs1, *self.convs2]:
+            c.remove_weight_norm()
+
+
+class ResBlock2(nn.Module):
+    """Dilated convs, each preceded by leaky-ReLU, each with a residual around it."""
+
+    def __init__(self, channels, kernel_size=3, dilation=(1, 3)):
+        super().__init__()
+        self.convs = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, d),
+                                            dilation=d) for d in dilation)
+
+    def forward(self, x, fused=False):
+        for c in self.convs:
+            if fused:
+                x = ops.lrelu_conv1d(x, c.weight, c.bias, c.dilation, LRELU_SLOPE, residual=x)
+            else:
+                x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
+        return x
+
+    def remove_weight_norm(self):
+        for c in self.convs:
+            c.remove_weight_norm()
+
+
+class HiFiGAN(nn.Module):
+    """The HiFi-GAN generator: mel [B, num_mels, T] -> audio [B, 1, T * prod(upsample_rates)] in [-1, 1].
+
+    config: "v1" | "v2" | "v3", a dict or a JSON file with the original config keys.
+    fused: route the residual stacks, upsampling and conv_post through vocoder_ext.ops.
+    """
+
+    def __init__(self, config="v1", fused=True):
+        super().__init__()
+        h = resolve_config(config)
+        self.config, self.fused = h, fused
+        self.num_kernels = len(h["resblock_kernel_sizes"])
+        self.num_upsamples = len(h["upsample_rates"])
+        self.hop_length = 1
+        for u in h["upsample_rates"]:
+            self.hop_length *= u
+        uic = h["upsample_initial_channel"]
+        self.conv_pre = WNConv1d(h["num_mels"], uic, 7, padding=3)
+        self.ups = nn.ModuleList(
+            WNConv1d(uic // 2 ** i, uic // 2 ** (i + 1), k, stride=u, padding=(k - u) // 2, transposed=True)
+            for i, (u, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"])))
+        resblock = ResBlock1 if h["resblock"] == "1" else ResBlock2
+        self.resblocks = nn.ModuleList(
+            resblock(uic // 2 ** (i + 1), k, d)
+            for i in range(self.num_upsamples)
+            for k, d in zip(h["resblock_kernel_sizes"], h["resblock_dilation_sizes"]))
+        self.conv_post = WNConv1d(uic // 2 ** self.num_upsamples, 1, 7, padding=3)
+
+    def forward(self, mel):
+        mel = self._check_mel(mel)
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            if self.fused:
+                x = ops.lrelu_conv_transpose1d(x, up.weight, up.bias, up.stride, up.padding, LRELU_SLOPE)
+            else:
+                x = up(F.leaky_relu(x, LRELU_SLOPE))
+            xs = None
+            for j in range(self.num_kernels):
+                r = self.resblocks[i * self.num_kernels + j](x, self.fused)
+                xs = r if xs is None else xs + r
+            x = xs / self.num_kernels
+        if self.fused:
+            c = self.conv_post
+            return ops.lrelu_conv1d(x, c.weight, c.bias, 1, POST_LRELU_SLOPE, epilogue="tanh")
+        return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
+
+    def _check_mel(self, mel):
+        n = self.config["num_mels"]
+        if not isinstance(mel, torch.Tensor):
+            raise TypeError(f"mel: expected a torch.Tensor [B, {n}, T], got {type(mel).__name__}")
+        if mel.dim() != 3:
+            raise ValueError(f"mel: expected a 3-D tensor [B, {n}, T], got shape {tuple(mel.shape)}")
+        if mel.shape[1] != n:
+            raise ValueError(f"mel: expected {n} mel channels (shape [B, {n}, T]), got shape {tuple(mel.shape)}")
+        if mel.shape[2] == 0 or mel.shape[0] == 0:
+            raise ValueError(f"mel: expected at least one batch item and one frame, got shape {tuple(mel.shape)}")
+        if not mel.is_floating_point():
+            raise TypeError(f"mel: expected a floating-point tensor, got dtype {mel.dtype}")
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(mel).all()):
+            raise ValueError("mel: contains NaN or inf values")
+        dtype = self.conv_pre.bias.dtype
+        return mel if mel.dtype == dtype else mel.to(dtype)  # e.g. an fp32 mel into a .half() model
+
+    def remove_weight_norm(self):
+        """Fold weight normalization into plain weights (what inference scripts do); idempotent."""
+        for m in self.modules():
+            if isinstance(m, WNConv1d):
+                m.remove_weight_norm()
+        return self
+
+    @property
+    def weight_normed(self):
+        return self.conv_pre.weight_normed
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Accepts the original flat keys, NVIDIA's nested `resblocks.S.K.*` (any kernel order),
+        `parametrizations.weight.original0/1`, plain weights after weight-norm removal (either way)
+        and `module.` prefixes. Strict by default: every missing/unexpected key and shape mismatch
+        is listed in one error."""
+        from .checkpoint import convert_generator_state_dict
+        converted = convert_generator_state_dict(state_dict, self, strict=strict)
+        return super().load_state_dict(converted, strict=strict, assign=assign)
+
+    @classmethod
+    def from_pretrained(cls, path, fused=True, map_location="cpu", config=None, strict=True):
+        """Load a generator checkpoint: the original's `g_XXXXXXXX` (config.json beside it), NVIDIA's
+        `hifigan_gen_checkpoint_*.pt`, or ours (`save_pretrained`). A folder picks its latest generator
+        file. `config` overrides the checkpoint's own (needed for a g_ file without config.json)."""
+        from .checkpoint import read_generator_checkpoint
+        state_dict, h, _ = read_generator_checkpoint(path, config=config, map_location=map_location)
+        model = cls(h, fused=fused)
+        if any(k.endswith(".weight") and not k.endswith("parametrizations.weight") for k in state_dict
+               if k.startswith("conv_pre")):
+            model.remove_weight_norm()  # the checkpoint was saved without weight norm
+        model.load_state_dict(state_dict, strict=strict)
+        if isinstance(map_location, (str, torch.device)):
+            model.to(map_location)
+        return model
+
+    def save_pretrained(self, path):
+        """Write our checkpoint format (config embedded) atomically; a folder gets `generator.pt`."""
+        from .checkpoint import save_generator
+        if os.path.isdir(path):
+            path = os.path.join(path, "generator.pt")
+        save_generator(path, self.state_dict(), self.config)
+        return path

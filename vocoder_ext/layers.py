@@ -1,0 +1,54 @@
+"""Conv layers with weight normalization under the original parameter names.
+
+`torch.nn.utils.weight_norm` (deprecated) names the parameters weight_g / weight_v, which is what
+original HiFi-GAN checkpoints hold; the fused path needs the effective weight without running the
+module. These layers keep both: `.weight` is g * v / ||v|| (norm over every dim but 0) while weight
+normalization is on, and a plain parameter after `remove_weight_norm()`.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class WNConv1d(nn.Module):
+    """Conv1d, or ConvTranspose1d with `transposed=True`, with weight normalization (dim 0)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 transposed=False):
+        super().__init__()
+        # Build the plain layer for PyTorch's default init (what the original effectively trains from).
+        plain = (nn.ConvTranspose1d if transposed else nn.Conv1d)(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.stride, self.padding, self.dilation, self.transposed = stride, padding, dilation, transposed
+        v = plain.weight.detach()
+        self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=(1, 2), keepdim=True))
+        self.weight_v = nn.Parameter(v.clone())
+        self.bias = nn.Parameter(plain.bias.detach().clone())
+
+    @property
+    def weight_normed(self):
+        return "weight_g" in self._parameters
+
+    @property
+    def weight(self):
+        if self.weight_normed:
+            return torch._weight_norm(self.weight_v, self.weight_g, 0)
+        return self._parameters["weight"]
+
+    def remove_weight_norm(self):
+        if not self.weight_normed:
+            return
+        w = self.weight.detach().clone()
+        del self._parameters["weight_g"], self._parameters["weight_v"]
+        self._parameters["weight"] = nn.Parameter(w)
+
+    def forward(self, x):
+        if self.transposed:
+            return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, transposed={self.transposed}, "
+                f"weight_norm={self.weight_normed}")

@@ -1,0 +1,83 @@
+"""lrelu_conv_transpose1d: leaky-ReLU prologue + transposed conv1d (HiFi-GAN's upsampling layers).
+
+Shapes: x [B, C_in, T], weight [C_in, C_out, K], bias [C_out] or None
+-> y [B, C_out, (T-1)*stride - 2*padding + K].
+"""
+import torch
+import torch.nn.functional as F
+
+from .. import _extension, backends
+from ._checks import check_positive_int, check_shape, check_tensor
+
+
+def lrelu_conv_transpose1d_ref(x, weight, bias, stride, padding, slope=0.1):
+    """The ground truth, in plain PyTorch, computed in the input dtype."""
+    return F.conv_transpose1d(F.leaky_relu(x, slope), weight, bias, stride=stride, padding=padding)
+
+
+def lrelu_conv_transpose1d_backward_ref(grad_out, x, weight, stride, padding, slope):
+    """Gradients (x, weight, bias) of lrelu_conv_transpose1d; leaky-ReLU recomputed, not stored."""
+    act = F.leaky_relu(x, slope)
+    grad_act, grad_w, grad_b = torch.ops.aten.convolution_backward(
+        grad_out, act, weight, [weight.shape[1]], [stride], [padding], [1], True, [0], 1, [True, True, True])
+    return torch.where(x > 0, grad_act, grad_act * slope), grad_w, grad_b
+
+
+def _out_len(t, k, stride, padding):
+    return (t - 1) * stride - 2 * padding + k
+
+
+def _check(x, weight, bias, stride, padding):
+    check_tensor("x", x, 3)
+    check_tensor("weight", weight, 3, x.dtype, x.device)
+    c_in, c_out, k = weight.shape
+    if c_in != x.shape[1]:
+        raise ValueError(f"weight: expected shape ({x.shape[1]}, C_out, K) for x of shape {tuple(x.shape)} "
+                         f"(ConvTranspose1d layout [C_in, C_out, K]), got {tuple(weight.shape)}")
+    if bias is not None:
+        check_tensor("bias", bias, 1, x.dtype, x.device)
+        check_shape("bias", bias, (c_out,))
+    check_positive_int("stride", stride)
+    check_positive_int("padding", padding, minimum=0)
+    if x.shape[2] < 1 or _out_len(x.shape[2], k, stride, padding) < 1:
+        raise ValueError(f"x: length {x.shape[2]} gives no output for K={k}, stride={stride}, padding={padding}")
+
+
+def lrelu_conv_transpose1d(x, weight, bias=None, stride=1, padding=0, slope=0.1):
+    """y = conv_transpose1d(leaky_relu(x, slope), weight, bias, stride, padding). Differentiable."""
+    _check(x, weight, bias, stride, padding)
+    slope = float(slope)
+    if backends.use_registered_op("lrelu_conv_transpose1d", x.device.type):
+        return torch.ops.vocoder_ext.lrelu_conv_transpose1d(x, weight, bias, stride, padding, slope)
+    return lrelu_conv_transpose1d_ref(x, weight, bias, stride, padding, slope)
+
+
+def _register():
+    lib = "vocoder_ext::lrelu_conv_transpose1d"
+    torch.library.impl(lib, "CompositeExplicitAutograd")(lrelu_conv_transpose1d_ref)
+    torch.library.impl(lib + "_backward", "CompositeExplicitAutograd")(lrelu_conv_transpose1d_backward_ref)
+
+    @torch.library.register_fake(lib)
+    def _(x, weight, bias, stride, padding, slope=0.1):
+        return x.new_empty((x.shape[0], weight.shape[1], _out_len(x.shape[2], weight.shape[2], stride, padding)))
+
+    @torch.library.register_fake(lib + "_backward")
+    def _(grad_out, x, weight, stride, padding, slope):
+        return torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[1],))
+
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, stride, padding, slope = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.args = (stride, padding, slope)
+        ctx.has_bias = bias is not None
+
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_x, grad_w, grad_b = torch.ops.vocoder_ext.lrelu_conv_transpose1d_backward(grad, x, weight, *ctx.args)
+        return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None
+
+    torch.library.register_autograd(lib, backward, setup_context=setup_context)
+
+
+if _extension.loaded:
+    _register()
