@@ -6,7 +6,7 @@ residual [B, C_out, T] or None -> y [B, C_out, T].
 import torch
 import torch.nn.functional as F
 
-from .. import _extension, backends
+from .. import _extension, backend
 from ._checks import check_positive_int, check_shape, check_tensor
 
 EPILOGUES = ("none", "tanh")
@@ -64,7 +64,7 @@ def lrelu_conv1d(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epi
     then tanh(y) if epilogue == "tanh", then y + residual if given. Differentiable."""
     _check(x, weight, bias, dilation, slope, residual, epilogue)
     slope = float(slope)
-    if backends.use_registered_op("lrelu_conv1d", x.device.type):
+    if backend.use_registered_op("lrelu_conv1d", x.device.type):
         return torch.ops.vocoder_ext.lrelu_conv1d(x, weight, bias, dilation, slope, residual, epilogue)
     return lrelu_conv1d_ref(x, weight, bias, dilation, slope, residual, epilogue)
 

@@ -6,7 +6,7 @@ Shapes: x [B, C_in, T], weight [C_in, C_out, K], bias [C_out] or None
 import torch
 import torch.nn.functional as F
 
-from .. import _extension, backends
+from .. import _extension, backend
 from ._checks import check_positive_int, check_shape, check_tensor
 
 
@@ -47,7 +47,7 @@ def lrelu_conv_transpose1d(x, weight, bias=None, stride=1, padding=0, slope=0.1)
     """y = conv_transpose1d(leaky_relu(x, slope), weight, bias, stride, padding). Differentiable."""
     _check(x, weight, bias, stride, padding)
     slope = float(slope)
-    if backends.use_registered_op("lrelu_conv_transpose1d", x.device.type):
+    if backend.use_registered_op("lrelu_conv_transpose1d", x.device.type):
         return torch.ops.vocoder_ext.lrelu_conv_transpose1d(x, weight, bias, stride, padding, slope)
     return lrelu_conv_transpose1d_ref(x, weight, bias, stride, padding, slope)
 

@@ -1,0 +1,19 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    """Force VOCODER_EXT_BACKEND for one test: backend('eager')."""
+    def force(name):
+        monkeypatch.setenv("VOCODER_EXT_BACKEND", name)
+    return force
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(int.from_bytes(os.urandom(4), "little"))  # fresh random data every run

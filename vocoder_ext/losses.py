@@ -1,0 +1,118 @@
+"""HiFi-GAN training losses: LSGAN adversarial, feature matching, mel L1.
+
+Same math, weights and return conventions as the original HiFi-GAN code (jik876/hifi-gan,
+``models.py`` / ``train.py``; NVIDIA's DeepLearningExamples HiFi-GAN is the same), so a training
+step reads as in the original::
+
+    y_d_rs, y_d_gs, _, _ = mpd(y, y_g_hat.detach())
+    loss_disc_f, losses_disc_f_r, losses_disc_f_g = discriminator_loss(y_d_rs, y_d_gs)
+    ...
+    y_d_rs, y_d_gs, fmap_rs, fmap_gs = mpd(y, y_g_hat)
+    loss_fm_f = feature_loss(fmap_rs, fmap_gs)
+    loss_gen_f, losses_gen_f = generator_loss(y_d_gs)
+    loss_gen_all = loss_gen_s + loss_gen_f + loss_fm_s + loss_fm_f + mel_loss(y_mel, y_g_hat_mel)
+
+The inputs are the lists returned by the discriminators in :mod:`vocoder_ext.discriminators`:
+one logits tensor ``[B, N_k]`` per sub-discriminator ``k``, and one list of feature maps
+(any shapes) per sub-discriminator.
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "FEATURE_LOSS_WEIGHT",
+    "MEL_LOSS_WEIGHT",
+    "discriminator_loss",
+    "generator_loss",
+    "feature_loss",
+    "mel_loss",
+]
+
+FEATURE_LOSS_WEIGHT = 2.0  # lambda_fm in the paper
+MEL_LOSS_WEIGHT = 45.0     # lambda_mel in the paper
+
+
+def discriminator_loss(
+    disc_real_outputs: Sequence[Tensor],
+    disc_generated_outputs: Sequence[Tensor],
+    *,
+    sync: bool = True,
+) -> Tuple[Tensor, List[Union[float, Tensor]], List[Union[float, Tensor]]]:
+    """LSGAN discriminator loss: ``sum_k mean((1 - D_k(y))^2) + mean(D_k(G(x))^2)``.
+
+    Args:
+        disc_real_outputs: per sub-discriminator logits for real audio, each ``[B, N_k]``.
+        disc_generated_outputs: the same for generated audio (pass ``y_g_hat.detach()`` to the
+            discriminator for the D step).
+        sync: True (the original's convention) returns the per-discriminator terms as Python
+            floats (``.item()``, one device sync each); False returns them as detached 0-dim
+            tensors, with no sync.
+
+    Returns:
+        ``(loss, r_losses, g_losses)``: ``loss`` a 0-dim tensor with grad; ``r_losses`` and
+        ``g_losses`` the real / generated terms per sub-discriminator, for logging.
+    """
+    loss = 0
+    r_losses, g_losses = [], []
+    for dr, dg in zip(disc_real_outputs, disc_generated_outputs):
+        r_loss = torch.mean((1 - dr) ** 2)
+        g_loss = torch.mean(dg ** 2)
+        loss = loss + r_loss + g_loss
+        r_losses.append(r_loss.item() if sync else r_loss.detach())
+        g_losses.append(g_loss.item() if sync else g_loss.detach())
+    return loss, r_losses, g_losses
+
+
+def generator_loss(disc_outputs: Sequence[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    """LSGAN generator (adversarial) loss: ``sum_k mean((1 - D_k(G(x)))^2)``.
+
+    Args:
+        disc_outputs: per sub-discriminator logits for generated audio, each ``[B, N_k]``.
+
+    Returns:
+        ``(loss, gen_losses)``: the 0-dim total and the per-sub-discriminator terms (tensors
+        with grad, as in the original).
+    """
+    loss = 0
+    gen_losses = []
+    for dg in disc_outputs:
+        l = torch.mean((1 - dg) ** 2)
+        gen_losses.append(l)
+        loss = loss + l
+    return loss, gen_losses
+
+
+def feature_loss(fmap_r: Sequence[Sequence[Tensor]], fmap_g: Sequence[Sequence[Tensor]]) -> Tensor:
+    """Feature-matching loss: ``2 * sum_k sum_l mean(|f_r[k][l] - f_g[k][l]|)``.
+
+    Args:
+        fmap_r: per sub-discriminator, the list of feature maps for real audio.
+        fmap_g: the same for generated audio (same shapes).
+
+    Returns:
+        0-dim tensor. The original does not detach the real features; neither do we (the
+        generator step does not update the discriminator, so it only costs memory).
+    """
+    loss = 0
+    for dr, dg in zip(fmap_r, fmap_g):
+        for rl, gl in zip(dr, dg):
+            loss = loss + torch.mean(torch.abs(rl - gl))
+    return loss * FEATURE_LOSS_WEIGHT
+
+
+def mel_loss(y_mel: Tensor, y_g_hat_mel: Tensor) -> Tensor:
+    """Mel-spectrogram L1 loss: ``45 * mean(|y_mel - y_g_hat_mel|)``.
+
+    Args:
+        y_mel: target log-mel ``[B, n_mels, frames]``.
+        y_g_hat_mel: log-mel of the generated audio, same shape.
+
+    Returns:
+        0-dim tensor (the weighted term that enters the generator total).
+    """
+    return F.l1_loss(y_mel, y_g_hat_mel) * MEL_LOSS_WEIGHT
