@@ -1,0 +1,126 @@
+"""HiFiGAN equals an independent implementation of the original generator, for every config."""
+import warnings
+
+import pytest
+import torch
+
+from original_hifigan import PRESETS, TINY, OrigGenerator
+from vocoder_ext import HiFiGAN, resolve_config
+from vocoder_ext.config import ConfigError
+
+warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel")
+
+
+def close(got, want, rtol=1e-5):
+    scale = want.abs().max().item()
+    err = (got.double() - want.double()).abs().max().item()
+    assert err <= rtol * scale + 1e-7, f"max error {err:.3g} vs scale {scale:.3g}"
+
+
+@pytest.mark.parametrize("name", ["v1", "v2", "v3"])
+def test_each_config_matches_original(name):
+    orig = OrigGenerator(PRESETS[name]).eval()
+    model = HiFiGAN(name, fused=True).eval()
+    model.load_state_dict(orig.state_dict())  # parametrizations.weight.original0/1 keys
+    for batch, frames in ((1, 7), (3, 5)):
+        mel = torch.randn(batch, 80, frames)
+        with torch.no_grad():
+            want = orig(mel)
+            assert want.shape == (batch, 1, frames * 256)
+            assert 0.02 < want.std() and want.abs().max() < 0.9999  # not trivially saturated
+            for fused in (True, False):
+                model.fused = fused
+                close(model(mel), want)
+    model.remove_weight_norm()
+    assert not any(k.endswith(("weight_g", "weight_v")) for k in model.state_dict())
+    with torch.no_grad():
+        for fused in (True, False):
+            model.fused = fused
+            close(model(mel), want)
+
+
+def test_state_dict_keys_are_the_originals():
+    model = HiFiGAN("v1")
+    keys = set(model.state_dict())
+    assert "resblocks.11.convs2.2.weight_g" in keys and "resblocks.0.convs1.0.weight_v" in keys
+    assert "ups.3.weight_g" in keys and "conv_post.bias" in keys
+    assert keys == set(OrigGenerator(PRESETS["v1"]).legacy_state_dict())
+    v3 = set(HiFiGAN("v3").state_dict())
+    assert v3 == set(OrigGenerator(PRESETS["v3"]).legacy_state_dict()) and "resblocks.8.convs.1.weight_v" in v3
+
+
+def test_parameter_counts_match_published():
+    for name, n in (("v1", 13.93e6), ("v2", 0.93e6), ("v3", 1.46e6)):
+        model = HiFiGAN(name).remove_weight_norm()
+        assert abs(sum(p.numel() for p in model.parameters()) - n) < 0.01e6
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_runs_close_to_fp32(dtype):
+    orig = OrigGenerator(TINY).eval()
+    model = HiFiGAN(TINY, fused=True).eval()
+    model.load_state_dict(orig.state_dict())
+    mel = torch.randn(2, 80, 9)
+    with torch.no_grad():
+        want = model(mel)
+        got = model.to(dtype)(mel)  # an fp32 mel goes into a low-precision model
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
+    assert (got.float() - want).abs().max() < tol * 4
+
+
+def test_compile_fullgraph_matches():
+    model = HiFiGAN(TINY, fused=True).eval()
+    mel = torch.randn(1, 80, 6)
+    with torch.no_grad():
+        want = model(mel)
+        got = torch.compile(model, fullgraph=True)(mel)
+    close(got, want)
+
+
+def test_training_gradients_match_unfused():
+    model = HiFiGAN(TINY, fused=True)
+    mel = torch.randn(2, 80, 5)
+    model(mel).square().mean().backward()
+    fused_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.fused = False
+    model(mel).square().mean().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(fused_grads[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
+
+
+def test_config_from_dict_and_json(tmp_path):
+    import json
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**PRESETS["v2"], "batch_size": 16, "resblock": "1"}))
+    h = resolve_config(str(path))
+    assert h["upsample_initial_channel"] == 128 and h["batch_size"] == 16
+    assert HiFiGAN(str(path)).config["num_mels"] == 80
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ("v9", "expected one of .*'v9'"),
+    ({"resblock": "1"}, "missing generator keys"),
+    ({**PRESETS["v1"], "resblock": "3"}, "resblock must be '1' or '2'"),
+    ({**PRESETS["v1"], "upsample_rates": [8, 8]}, "must have the same length"),
+    ({**PRESETS["v1"], "resblock_kernel_sizes": [3, 4, 11]}, "must be odd"),
+])
+def test_bad_config(bad, msg):
+    with pytest.raises(ConfigError, match=msg):
+        HiFiGAN(bad)
+
+
+@pytest.mark.parametrize("mel,exc,msg", [
+    (torch.randn(80, 10), ValueError, r"expected a 3-D tensor \[B, 80, T\], got shape \(80, 10\)"),
+    (torch.randn(1, 64, 10), ValueError, r"expected 80 mel channels .* got shape \(1, 64, 10\)"),
+    (torch.randn(1, 80, 0), ValueError, "at least one batch item and one frame"),
+    (torch.randint(0, 5, (1, 80, 4)), TypeError, "floating-point tensor, got dtype torch.int64"),
+    (torch.tensor(float("nan")).expand(1, 80, 4), ValueError, "NaN or inf"),
+    (torch.full((1, 80, 4), float("inf")), ValueError, "NaN or inf"),
+    ([[0.0]], TypeError, "expected a torch.Tensor"),
+])
+def test_bad_mel(mel, exc, msg):
+    model = HiFiGAN(TINY)
+    with pytest.raises(exc, match=msg):
+        model(mel)
