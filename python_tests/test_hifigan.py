@@ -1,5 +1,4 @@
 """HiFiGAN equals an independent implementation of the original generator, for every config."""
-import warnings
 
 import pytest
 import torch
@@ -8,7 +7,6 @@ from original_hifigan import PRESETS, TINY, OrigGenerator
 from vocoder_ext import HiFiGAN, resolve_config
 from vocoder_ext.config import ConfigError
 
-warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel")
 
 
 def close(got, want, rtol=1e-5):
