@@ -1,0 +1,44 @@
+# make demo   - vocode the bundled validation utterances, fused vs eager (wavs + table in out/demo)
+# make test   - the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export CUDA_HOME ?= /usr/local/cuda
+CSRC := $(wildcard csrc/*.cpp csrc/*/*.cpp csrc/*/*.cu csrc/*/*.h csrc/*.h)
+
+.PHONY: all install demo test cmake-check clean
+
+all: install
+
+$(VENV)/.requirements: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# The extension is rebuilt whenever a C++/CUDA source or setup.py changes.
+$(VENV)/.built: $(VENV)/.requirements setup.py $(CSRC)
+	$(PY) -m pip install -q --no-build-isolation -e .
+	touch $@
+
+install: $(VENV)/.built
+
+demo: install
+	$(PY) -m vocoder_ext demo --out out/demo
+
+test: install
+	$(PY) -m pytest python_tests -q
+
+# CMakeLists.txt builds the same csrc/ into a library for libtorch users; build it and load it.
+cmake-check: install
+	TORCH_CUDA_ARCH_LIST="8.0;9.0" cmake -S . -B cmake-build \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DCUDA_TOOLKIT_ROOT_DIR=$(CUDA_HOME) \
+	  -DCUDA_nvrtc_LIBRARY="$$($(PY) -c 'import glob, nvidia; print(glob.glob(nvidia.__path__[0] + "/cu13/lib/libnvrtc.so*")[0])')" \
+	  > cmake-build.log 2>&1 || (cat cmake-build.log; exit 1)
+	cmake --build cmake-build -j2
+	$(PY) -c "import torch; torch.ops.load_library('cmake-build/libvocoder_ext_ops.so'); \
+	  ops = sorted(s.name for s in torch._C._jit_get_all_schemas() if s.name.startswith('vocoder_ext::')); \
+	  assert len(ops) == 4, ops; print('cmake library registers', ops)"
+
+clean:
+	rm -rf build cmake-build cmake-build.log out vocoder_ext/_C*.so *.egg-info
