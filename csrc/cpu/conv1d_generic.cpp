@@ -1,0 +1,36 @@
+// conv1d kernel in portable C++ (the compiler's baseline ISA): float for CPUs without AVX2, and
+// double, so float64 inputs (gradcheck) run the same tiling and indexing code as the fast paths.
+#include "conv1d_kernel.h"
+
+namespace vocoder_ext::cpu {
+namespace {
+
+template <class S>
+struct ScalarOps {  // a "vector" of one element
+  using Scalar = S;
+  using Reg = S;
+  static constexpr int kWidth = 1;
+  static Reg zero() { return S(0); }
+  static Reg set1(S v) { return v; }
+  static Reg loadu(const S* p) { return *p; }
+  static void storeu(S* p, Reg v) { *p = v; }
+  static Reg add(Reg a, Reg b) { return a + b; }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return a * b + c; }
+  static Reg leaky_grad(Reg v, Reg gate, S slope) { return gate > S(0) ? v : v * slope; }
+};
+
+constexpr int kNT = 4;
+
+}  // namespace
+
+void conv1d_tiles_generic(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act) {
+  conv1d_tiles<ScalarOps<float>, kNT>(p, task_begin, task_end, act);
+}
+
+void conv1d_tiles_generic(const Conv1dParamsT<double>& p, int64_t task_begin, int64_t task_end, double* act) {
+  conv1d_tiles<ScalarOps<double>, kNT>(p, task_begin, task_end, act);
+}
+
+int64_t conv1d_block_generic() { return kNT; }
+
+}  // namespace vocoder_ext::cpu

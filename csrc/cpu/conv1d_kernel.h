@@ -1,0 +1,112 @@
+// Register-blocked, time-tiled conv1d with a leaky-ReLU prologue and a fused epilogue.
+//
+// Included only by the ISA-specific translation units (conv1d_avx512.cpp, conv1d_avx2.cpp), each
+// compiled for its instruction set with `#pragma GCC target`; it must not include torch headers, so
+// no inline function of torch's gets compiled for an ISA the running CPU may lack.
+//
+// One task = one (batch item, time tile). The tile's input, leaky-ReLU'd and zero-padded, is staged
+// once in a per-thread buffer (it stays in L2 while every output channel of the tile is computed),
+// then MO output channels x NT vectors of time are accumulated in registers over (c_in, k).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "conv1d_params.h"
+
+namespace vocoder_ext::cpu {
+
+template <class V, int NT>
+inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t task_begin, int64_t task_end,
+                         typename V::Scalar* act) {
+  using S = typename V::Scalar;
+  constexpr int W = V::kWidth;
+  constexpr int MO = kConvMO;
+  constexpr int64_t kBlock = int64_t(W) * NT;
+  const int64_t T = p.t_len, K = p.k, d = p.dilation, pad = p.pad;
+  const int64_t tiles = (T + p.tile_len - 1) / p.tile_len;
+  const int64_t row = act_row_len(p.tile_len, kBlock, pad);
+
+  for (int64_t task = task_begin; task < task_end; ++task) {
+    const int64_t b = task / tiles;
+    const int64_t t0 = (task % tiles) * p.tile_len;
+    const int64_t len = std::min(p.tile_len, T - t0);
+
+    // Stage act[ci][j] = leaky(x[b, ci, t0 - pad + j]), zero outside [0, T) (leaky(0) = 0, so this
+    // equals zero-padding the activated input).
+    for (int64_t ci = 0; ci < p.c_in; ++ci) {
+      const S* xr = p.x + (b * p.c_in + ci) * T;
+      S* ar = act + ci * row;
+      const int64_t lo = std::max<int64_t>(0, pad - t0);                 // first j inside [0, T)
+      const int64_t hi = std::min<int64_t>(row, T - t0 + pad);           // one past the last
+      const S s = p.slope;
+      for (int64_t j = 0; j < lo; ++j) ar[j] = S(0);
+      const S* src = xr + (t0 - pad);
+      for (int64_t j = lo; j < hi; ++j) {
+        const S v = src[j];
+        ar[j] = v > S(0) ? v : v * s;
+      }
+      for (int64_t j = std::max(hi, lo); j < row; ++j) ar[j] = S(0);
+    }
+
+    for (int64_t co0 = 0; co0 < p.c_out; co0 += MO) {
+      const S* wb = p.w_packed + (co0 / MO) * p.c_in * K * MO;
+      for (int64_t n0 = 0; n0 < len; n0 += kBlock) {
+        typename V::Reg acc[MO][NT];
+#pragma GCC unroll 8
+        for (int m = 0; m < MO; ++m)
+#pragma GCC unroll 8
+          for (int n = 0; n < NT; ++n) acc[m][n] = V::zero();
+
+        for (int64_t ci = 0; ci < p.c_in; ++ci) {
+          const S* ar = act + ci * row + n0;
+          const S* wk = wb + ci * K * MO;
+          for (int64_t kk = 0; kk < K; ++kk) {
+            const S* a = ar + kk * d;
+            typename V::Reg xv[NT];
+#pragma GCC unroll 8
+            for (int n = 0; n < NT; ++n) xv[n] = V::loadu(a + n * W);
+#pragma GCC unroll 8
+            for (int m = 0; m < MO; ++m) {
+              const typename V::Reg wv = V::set1(wk[kk * MO + m]);
+#pragma GCC unroll 8
+              for (int n = 0; n < NT; ++n) acc[m][n] = V::fmadd(wv, xv[n], acc[m][n]);
+            }
+          }
+        }
+
+        // Epilogue: + bias, tanh, * leaky'(gate), + residual; full vectors stored directly, the
+        // tail of the tile through a small buffer.
+        for (int m = 0; m < MO && co0 + m < p.c_out; ++m) {
+          const int64_t co = co0 + m;
+          const S bias = p.bias ? p.bias[co] : S(0);
+          const int64_t off = (b * p.c_out + co) * T + t0;
+          for (int n = 0; n < NT; ++n) {
+            const int64_t t = n0 + int64_t(n) * W;
+            if (t >= len) break;
+            typename V::Reg v = V::add(acc[m][n], V::set1(bias));
+            if (len - t >= W && !p.tanh_out) {
+              if (p.gate) v = V::leaky_grad(v, V::loadu(p.gate + off + t), p.gate_slope);
+              if (p.residual) v = V::add(v, V::loadu(p.residual + off + t));
+              V::storeu(p.y + off + t, v);
+            } else {
+              alignas(64) S tmp[W];
+              V::storeu(tmp, v);
+              const int64_t cnt = std::min<int64_t>(W, len - t);
+              for (int64_t i = 0; i < cnt; ++i) {
+                S r = tmp[i];
+                if (p.tanh_out) r = std::tanh(r);
+                if (p.gate) r = p.gate[off + t + i] > S(0) ? r : r * p.gate_slope;
+                if (p.residual) r += p.residual[off + t + i];
+                p.y[off + t + i] = r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace vocoder_ext::cpu

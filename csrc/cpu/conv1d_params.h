@@ -1,0 +1,44 @@
+// The plain-data interface between the torch glue (lrelu_conv1d.cpp) and the ISA-specific
+// conv1d kernels. No torch headers here: the kernels are compiled for AVX-512 / AVX2 targets.
+#pragma once
+
+#include <cstdint>
+
+namespace vocoder_ext::cpu {
+
+constexpr int kConvMO = 4;  // output channels per register block; weights are packed for it
+
+template <class S>
+struct Conv1dParamsT {
+  const S* x;             // [B, c_in, T], contiguous
+  const S* w_packed;      // [ceil(c_out / kConvMO)][c_in][k][kConvMO], zero rows past c_out
+  const S* bias;          // [c_out] or nullptr
+  const S* residual;      // [B, c_out, T] or nullptr: added last
+  const S* gate;          // [B, c_out, T] or nullptr: output *= (gate > 0 ? 1 : gate_slope)
+  S* y;                   // [B, c_out, T]
+  int64_t batch, c_in, c_out, t_len, k, dilation, pad;
+  int64_t tile_len;       // time steps per task
+  S slope;                // leaky-ReLU slope applied to x as it is staged (1 = identity)
+  S gate_slope;
+  bool tanh_out;          // tanh after bias (before gate and residual)
+};
+using Conv1dParams = Conv1dParamsT<float>;
+
+// Length of one staged input row: the tile rounded up to whole register blocks, plus the halo.
+inline int64_t act_row_len(int64_t tile_len, int64_t block, int64_t pad) {
+  return (tile_len + block - 1) / block * block + 2 * pad;
+}
+
+// Each processes tasks [task_begin, task_end) (task = b * tiles + tile) using `act`
+// (c_in * act_row_len(...) floats) as scratch.
+void conv1d_tiles_avx512(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
+void conv1d_tiles_avx2(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
+// Portable builds (no ISA pragma): float for CPUs without AVX2, double for float64 inputs.
+void conv1d_tiles_generic(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
+void conv1d_tiles_generic(const Conv1dParamsT<double>& p, int64_t task_begin, int64_t task_end, double* act);
+// Time steps per register block of each build (for sizing the scratch rows).
+int64_t conv1d_block_avx512();
+int64_t conv1d_block_avx2();
+int64_t conv1d_block_generic();
+
+}  // namespace vocoder_ext::cpu

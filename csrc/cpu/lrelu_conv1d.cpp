@@ -1,0 +1,183 @@
+// CPU kernels of vocoder_ext::lrelu_conv1d and its backward: torch glue around the tiled kernels
+// of conv1d_kernel.h (checks, weight packing, threading, ISA choice).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "conv1d_params.h"
+#include "isa.h"
+
+namespace vocoder_ext::cpu {
+namespace {
+
+void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                  int64_t dilation, const std::optional<at::Tensor>& residual, std::string_view epilogue) {
+  TORCH_CHECK(x.dim() == 3, "lrelu_conv1d: x must be [B, C_in, T], got shape ", x.sizes());
+  TORCH_CHECK(weight.dim() == 3 && weight.size(1) == x.size(1),
+              "lrelu_conv1d: weight must be [C_out, ", x.size(1), ", K], got shape ", weight.sizes());
+  TORCH_CHECK(weight.size(2) % 2 == 1, "lrelu_conv1d: 'same' padding needs an odd kernel size, got K=", weight.size(2));
+  TORCH_CHECK(dilation >= 1, "lrelu_conv1d: dilation must be >= 1, got ", dilation);
+  TORCH_CHECK(x.scalar_type() == weight.scalar_type(), "lrelu_conv1d: weight dtype ", weight.scalar_type(),
+              " differs from x dtype ", x.scalar_type());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "lrelu_conv1d: expected a floating-point x, got ", x.scalar_type());
+  TORCH_CHECK(epilogue == "none" || epilogue == "tanh", "lrelu_conv1d: epilogue must be 'none' or 'tanh', got '",
+              std::string(epilogue), "'");
+  for (const at::Tensor* t : {&x, &weight}) TORCH_CHECK(t->device().is_cpu(), "lrelu_conv1d (CPU kernel): got a tensor on ", t->device());
+  if (bias) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "lrelu_conv1d: bias must be [", weight.size(0),
+                "], got shape ", bias->sizes());
+    TORCH_CHECK(bias->scalar_type() == x.scalar_type() && bias->device().is_cpu(), "lrelu_conv1d: bias must be a CPU ",
+                x.scalar_type(), " tensor, got ", bias->scalar_type(), " on ", bias->device());
+  }
+  if (residual) {
+    TORCH_CHECK(residual->sizes() == at::IntArrayRef({x.size(0), weight.size(0), x.size(2)}),
+                "lrelu_conv1d: residual must be [", x.size(0), ", ", weight.size(0), ", ", x.size(2), "], got shape ",
+                residual->sizes());
+    TORCH_CHECK(residual->scalar_type() == x.scalar_type() && residual->device().is_cpu(),
+                "lrelu_conv1d: residual must be a CPU ", x.scalar_type(), " tensor");
+  }
+}
+
+// [C_out, C_in, K] -> [ceil(C_out / MO)][C_in][K][MO], zero rows past C_out.
+at::Tensor pack_weight(const at::Tensor& w) {
+  const int64_t c_out = w.size(0), rows = (c_out + kConvMO - 1) / kConvMO * kConvMO;
+  at::Tensor padded = rows == c_out ? w : at::constant_pad_nd(w, {0, 0, 0, 0, 0, rows - c_out});
+  return padded.reshape({rows / kConvMO, kConvMO, w.size(1), w.size(2)}).permute({0, 2, 3, 1}).contiguous();
+}
+
+int64_t block_len(Isa isa, bool is_double) {
+  if (is_double) return conv1d_block_generic();
+  switch (isa) {
+    case Isa::kAvx512: return conv1d_block_avx512();
+    case Isa::kAvx2: return conv1d_block_avx2();
+    default: return conv1d_block_generic();
+  }
+}
+
+// Time tile: the staged input (c_in rows) should sit in about half of L2, with enough tasks to
+// keep every thread busy.
+int64_t choose_tile(int64_t batch, int64_t c_in, int64_t t_len, int64_t pad, int64_t block, size_t elem) {
+  const int64_t budget = (int64_t(1) << 20) / int64_t(elem);  // ~1 MiB of staged input
+  int64_t tile = std::max<int64_t>(block, budget / std::max<int64_t>(c_in, 1) - 2 * pad);
+  tile = std::min<int64_t>(tile, 4096);
+  const int64_t want_tasks = 4 * at::get_num_threads();
+  while (tile > block && batch * ((t_len + tile - 1) / tile) < want_tasks) tile /= 2;
+  tile = std::max<int64_t>(block, tile / block * block);
+  return tile;
+}
+
+template <class S>
+void run(Conv1dParamsT<S>& p) {
+  const Isa isa = std::is_same_v<S, double> ? Isa::kGeneric : selected_isa();
+  const int64_t block = block_len(isa, std::is_same_v<S, double>);
+  p.tile_len = choose_tile(p.batch, p.c_in, p.t_len, p.pad, block, sizeof(S));
+  const int64_t tasks = p.batch * ((p.t_len + p.tile_len - 1) / p.tile_len);
+  const int64_t row = act_row_len(p.tile_len, block, p.pad);
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<S> act(static_cast<size_t>(p.c_in * row));
+    if constexpr (std::is_same_v<S, double>) {
+      conv1d_tiles_generic(p, begin, end, act.data());
+    } else if (isa == Isa::kAvx512) {
+      conv1d_tiles_avx512(p, begin, end, act.data());
+    } else if (isa == Isa::kAvx2) {
+      conv1d_tiles_avx2(p, begin, end, act.data());
+    } else {
+      conv1d_tiles_generic(p, begin, end, act.data());
+    }
+  });
+}
+
+// y = [tanh](conv(leaky(x, slope), w_packed) + bias) * leaky'(gate) + residual, all contiguous,
+// in the compute dtype (float or double).
+at::Tensor conv(const at::Tensor& x, const at::Tensor& w_packed, int64_t c_out, int64_t k, const at::Tensor* bias,
+                int64_t dilation, double slope, const at::Tensor* residual, bool tanh_out, const at::Tensor* gate,
+                double gate_slope) {
+  at::Tensor y = at::empty({x.size(0), c_out, x.size(2)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "vocoder_ext_lrelu_conv1d", [&] {
+    Conv1dParamsT<scalar_t> p{};
+    p.x = x.const_data_ptr<scalar_t>();
+    p.w_packed = w_packed.const_data_ptr<scalar_t>();
+    p.bias = bias ? bias->const_data_ptr<scalar_t>() : nullptr;
+    p.residual = residual ? residual->const_data_ptr<scalar_t>() : nullptr;
+    p.gate = gate ? gate->const_data_ptr<scalar_t>() : nullptr;
+    p.y = y.mutable_data_ptr<scalar_t>();
+    p.batch = x.size(0);
+    p.c_in = x.size(1);
+    p.c_out = c_out;
+    p.t_len = x.size(2);
+    p.k = k;
+    p.dilation = dilation;
+    p.pad = dilation * (k - 1) / 2;
+    p.slope = static_cast<scalar_t>(slope);
+    p.gate_slope = static_cast<scalar_t>(gate_slope);
+    p.tanh_out = tanh_out;
+    run(p);
+  });
+  return y;
+}
+
+// fp16/bf16 are computed in fp32 (and rounded once at the end); fp32/fp64 in their own dtype.
+at::ScalarType compute_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+at::Tensor prepared(const at::Tensor& t, at::ScalarType dtype) { return t.to(dtype).contiguous(); }
+
+at::Tensor lrelu_conv1d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                            int64_t dilation, double slope, const std::optional<at::Tensor>& residual,
+                            std::string_view epilogue) {
+  check_inputs(x, weight, bias, dilation, residual, epilogue);
+  const at::ScalarType ct = compute_dtype(x.scalar_type());
+  const at::Tensor xc = prepared(x, ct), wp = pack_weight(prepared(weight, ct));
+  const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
+  const at::Tensor rc = residual ? prepared(*residual, ct) : at::Tensor();
+  at::Tensor y = conv(xc, wp, weight.size(0), weight.size(2), bias ? &bc : nullptr, dilation, slope,
+                      residual ? &rc : nullptr, epilogue == "tanh", nullptr, 1.0);
+  return y.to(x.scalar_type());
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+    int64_t dilation, double slope, std::string_view epilogue) {
+  check_inputs(x, weight, bias, dilation, std::nullopt, epilogue);
+  TORCH_CHECK(grad_out.sizes() == at::IntArrayRef({x.size(0), weight.size(0), x.size(2)}),
+              "lrelu_conv1d_backward: grad_out must be [", x.size(0), ", ", weight.size(0), ", ", x.size(2),
+              "], got shape ", grad_out.sizes());
+  const at::ScalarType ct = compute_dtype(x.scalar_type());
+  const int64_t c_out = weight.size(0), c_in = x.size(1), k = weight.size(2), t_len = x.size(2);
+  const int64_t pad = dilation * (k - 1) / 2;
+  const at::Tensor xc = prepared(x, ct), wc = prepared(weight, ct);
+  at::Tensor g = prepared(grad_out, ct);
+  if (epilogue == "tanh") {  // recompute tanh's output instead of storing it
+    const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
+    const at::Tensor t = conv(xc, pack_weight(wc), c_out, k, bias ? &bc : nullptr, dilation, slope, nullptr, true,
+                              nullptr, 1.0);
+    g = g * (1 - t * t);
+  }
+  // d/dx: the same conv with transposed, flipped weights over g, times leaky'(x).
+  const at::Tensor w_t = pack_weight(wc.flip({2}).transpose(0, 1).contiguous());
+  at::Tensor grad_x = conv(g, w_t, c_in, k, nullptr, dilation, 1.0, nullptr, false, &xc, slope);
+  // d/dw[:, :, j] = sum_b g_b @ act_b[:, j*d : j*d + T]^T, with act = leaky(x) zero-padded.
+  const at::Tensor act = at::constant_pad_nd(at::leaky_relu(xc, slope), {pad, pad});
+  at::Tensor grad_w = at::empty({k, c_out, c_in}, xc.options());
+  for (int64_t j = 0; j < k; ++j) {
+    const at::Tensor shifted = act.narrow(2, j * dilation, t_len);
+    grad_w[j] = at::bmm(g, shifted.transpose(1, 2)).sum(0);
+  }
+  at::Tensor grad_b = g.sum({0, 2});
+  const auto dt = x.scalar_type();
+  return {grad_x.to(dt), grad_w.permute({1, 2, 0}).contiguous().to(dt), grad_b.to(dt)};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(vocoder_ext, CPU, m) {
+  m.impl("lrelu_conv1d", &lrelu_conv1d_cpu);
+  m.impl("lrelu_conv1d_backward", &lrelu_conv1d_backward_cpu);
+}
+
+}  // namespace vocoder_ext::cpu
