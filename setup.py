@@ -27,7 +27,7 @@ def extension():
     opt = ["-O0", "-g"] if debug else ["-O3"]
     cpp_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
-    cxx = opt + ["-std=c++20"]
+    cxx = opt + ["-std=c++20", "-fopenmp"]  # at::parallel_for is OpenMP inline code: serial without it
     if want_cuda() and cuda_sources:
         archs = os.environ.get("VOCODER_EXT_CUDA_ARCHS")
         if archs:
@@ -37,7 +37,7 @@ def extension():
             "vocoder_ext._C", cpp_sources + cuda_sources,
             extra_compile_args={"cxx": cxx + ["-DVOCODER_EXT_WITH_CUDA"], "nvcc": nvcc},
         )
-    return CppExtension("vocoder_ext._C", cpp_sources, extra_compile_args={"cxx": cxx})
+    return CppExtension("vocoder_ext._C", cpp_sources, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"])
 
 
 setup(
