@@ -24,30 +24,29 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
   constexpr int W = V::kWidth;
   constexpr int MO = kConvMO;
   constexpr int64_t kBlock = int64_t(W) * NT;
-  const int64_t T = p.t_len, K = p.k, d = p.dilation, pad = p.pad;
-  const int64_t tiles = (T + p.tile_len - 1) / p.tile_len;
-  const int64_t row = act_row_len(p.tile_len, kBlock, pad);
+  const int64_t K = p.k, d = p.dilation, pad = p.pad;
+  const int64_t tiles = (p.t_out + p.tile_len - 1) / p.tile_len;
+  const int64_t row = act_row_len(p.tile_len, kBlock, K, d);
 
   for (int64_t task = task_begin; task < task_end; ++task) {
     const int64_t b = task / tiles;
     const int64_t t0 = (task % tiles) * p.tile_len;
-    const int64_t len = std::min(p.tile_len, T - t0);
+    const int64_t len = std::min(p.tile_len, p.t_out - t0);
 
-    // Stage act[ci][j] = leaky(x[b, ci, t0 - pad + j]), zero outside [0, T) (leaky(0) = 0, so this
-    // equals zero-padding the activated input).
+    // Stage act[ci][j] = leaky(x[b, ci, t0 - pad + j]), zero outside [0, t_in) (leaky(0) = 0, so
+    // this equals zero-padding the activated input).
+    const int64_t lo = std::clamp<int64_t>(pad - t0, 0, row);              // first j inside [0, t_in)
+    const int64_t hi = std::clamp<int64_t>(p.t_in - t0 + pad, lo, row);   // one past the last
     for (int64_t ci = 0; ci < p.c_in; ++ci) {
-      const S* xr = p.x + (b * p.c_in + ci) * T;
+      const S* src = p.x + (b * p.c_in + ci) * p.t_in + (t0 - pad);
       S* ar = act + ci * row;
-      const int64_t lo = std::max<int64_t>(0, pad - t0);                 // first j inside [0, T)
-      const int64_t hi = std::min<int64_t>(row, T - t0 + pad);           // one past the last
       const S s = p.slope;
       for (int64_t j = 0; j < lo; ++j) ar[j] = S(0);
-      const S* src = xr + (t0 - pad);
       for (int64_t j = lo; j < hi; ++j) {
         const S v = src[j];
         ar[j] = v > S(0) ? v : v * s;
       }
-      for (int64_t j = std::max(hi, lo); j < row; ++j) ar[j] = S(0);
+      for (int64_t j = hi; j < row; ++j) ar[j] = S(0);
     }
 
     for (int64_t co0 = 0; co0 < p.c_out; co0 += MO) {
@@ -76,17 +75,17 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
           }
         }
 
-        // Epilogue: + bias, tanh, * leaky'(gate), + residual; full vectors stored directly, the
-        // tail of the tile through a small buffer.
+        // Epilogue: + bias, tanh, * leaky'(gate), + residual; full contiguous vectors stored
+        // directly, the tile's tail and strided outputs (polyphase transposed conv) element-wise.
         for (int m = 0; m < MO && co0 + m < p.c_out; ++m) {
           const int64_t co = co0 + m;
           const S bias = p.bias ? p.bias[co] : S(0);
-          const int64_t off = (b * p.c_out + co) * T + t0;
+          const int64_t off = (b * p.c_out + co) * p.y_row + p.y_off + t0 * p.y_step;
           for (int n = 0; n < NT; ++n) {
             const int64_t t = n0 + int64_t(n) * W;
             if (t >= len) break;
             typename V::Reg v = V::add(acc[m][n], V::set1(bias));
-            if (len - t >= W && !p.tanh_out) {
+            if (len - t >= W && !p.tanh_out && p.y_step == 1) {
               if (p.gate) v = V::leaky_grad(v, V::loadu(p.gate + off + t), p.gate_slope);
               if (p.residual) v = V::add(v, V::loadu(p.residual + off + t));
               V::storeu(p.y + off + t, v);
@@ -95,11 +94,12 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
               V::storeu(tmp, v);
               const int64_t cnt = std::min<int64_t>(W, len - t);
               for (int64_t i = 0; i < cnt; ++i) {
+                const int64_t at = off + (t + i) * p.y_step;
                 S r = tmp[i];
                 if (p.tanh_out) r = std::tanh(r);
-                if (p.gate) r = p.gate[off + t + i] > S(0) ? r : r * p.gate_slope;
-                if (p.residual) r += p.residual[off + t + i];
-                p.y[off + t + i] = r;
+                if (p.gate) r = p.gate[at] > S(0) ? r : r * p.gate_slope;
+                if (p.residual) r += p.residual[at];
+                p.y[at] = r;
               }
             }
           }

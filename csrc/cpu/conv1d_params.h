@@ -10,14 +10,18 @@ constexpr int kConvMO = 4;  // output channels per register block; weights are p
 
 template <class S>
 struct Conv1dParamsT {
-  const S* x;             // [B, c_in, T], contiguous
+  const S* x;             // [B, c_in, t_in], contiguous
   const S* w_packed;      // [ceil(c_out / kConvMO)][c_in][k][kConvMO], zero rows past c_out
   const S* bias;          // [c_out] or nullptr
-  const S* residual;      // [B, c_out, T] or nullptr: added last
-  const S* gate;          // [B, c_out, T] or nullptr: output *= (gate > 0 ? 1 : gate_slope)
-  S* y;                   // [B, c_out, T]
-  int64_t batch, c_in, c_out, t_len, k, dilation, pad;
-  int64_t tile_len;       // time steps per task
+  const S* residual;      // laid out like y, or nullptr: added last
+  const S* gate;          // laid out like y, or nullptr: output *= (gate > 0 ? 1 : gate_slope)
+  S* y;                   // output j of row (b, co) at y[(b * c_out + co) * y_row + y_off + j * y_step]
+  int64_t batch, c_in, c_out, k, dilation;
+  int64_t t_in;           // input length
+  int64_t t_out;          // outputs per row: y[j] = sum_k w[k] * act(x[j + k*dilation - pad])
+  int64_t pad;            // left offset of the first tap (may be negative); zeros outside [0, t_in)
+  int64_t y_row, y_off, y_step;
+  int64_t tile_len;       // outputs per task
   S slope;                // leaky-ReLU slope applied to x as it is staged (1 = identity)
   S gate_slope;
   bool tanh_out;          // tanh after bias (before gate and residual)
@@ -25,8 +29,8 @@ struct Conv1dParamsT {
 using Conv1dParams = Conv1dParamsT<float>;
 
 // Length of one staged input row: the tile rounded up to whole register blocks, plus the halo.
-inline int64_t act_row_len(int64_t tile_len, int64_t block, int64_t pad) {
-  return (tile_len + block - 1) / block * block + 2 * pad;
+inline int64_t act_row_len(int64_t tile_len, int64_t block, int64_t k, int64_t dilation) {
+  return (tile_len + block - 1) / block * block + (k - 1) * dilation;
 }
 
 // Each processes tasks [task_begin, task_end) (task = b * tiles + tile) using `act`

@@ -1,17 +1,13 @@
 // CPU kernels of vocoder_ext::lrelu_conv1d and its backward: torch glue around the tiled kernels
 // of conv1d_kernel.h (checks, weight packing, threading, ISA choice).
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <optional>
 #include <string_view>
 #include <tuple>
-#include <type_traits>
-#include <vector>
 
-#include "conv1d_params.h"
-#include "isa.h"
+#include "conv1d_runner.h"
 
 namespace vocoder_ext::cpu {
 namespace {
@@ -44,55 +40,6 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::opti
   }
 }
 
-// [C_out, C_in, K] -> [ceil(C_out / MO)][C_in][K][MO], zero rows past C_out.
-at::Tensor pack_weight(const at::Tensor& w) {
-  const int64_t c_out = w.size(0), rows = (c_out + kConvMO - 1) / kConvMO * kConvMO;
-  at::Tensor padded = rows == c_out ? w : at::constant_pad_nd(w, {0, 0, 0, 0, 0, rows - c_out});
-  return padded.reshape({rows / kConvMO, kConvMO, w.size(1), w.size(2)}).permute({0, 2, 3, 1}).contiguous();
-}
-
-int64_t block_len(Isa isa, bool is_double) {
-  if (is_double) return conv1d_block_generic();
-  switch (isa) {
-    case Isa::kAvx512: return conv1d_block_avx512();
-    case Isa::kAvx2: return conv1d_block_avx2();
-    default: return conv1d_block_generic();
-  }
-}
-
-// Time tile: the staged input (c_in rows) should sit in about half of L2, with enough tasks to
-// keep every thread busy.
-int64_t choose_tile(int64_t batch, int64_t c_in, int64_t t_len, int64_t pad, int64_t block, size_t elem) {
-  const int64_t budget = (int64_t(1) << 20) / int64_t(elem);  // ~1 MiB of staged input
-  int64_t tile = std::max<int64_t>(block, budget / std::max<int64_t>(c_in, 1) - 2 * pad);
-  tile = std::min<int64_t>(tile, 4096);
-  const int64_t want_tasks = 4 * at::get_num_threads();
-  while (tile > block && batch * ((t_len + tile - 1) / tile) < want_tasks) tile /= 2;
-  tile = std::max<int64_t>(block, tile / block * block);
-  return tile;
-}
-
-template <class S>
-void run(Conv1dParamsT<S>& p) {
-  const Isa isa = std::is_same_v<S, double> ? Isa::kGeneric : selected_isa();
-  const int64_t block = block_len(isa, std::is_same_v<S, double>);
-  p.tile_len = choose_tile(p.batch, p.c_in, p.t_len, p.pad, block, sizeof(S));
-  const int64_t tasks = p.batch * ((p.t_len + p.tile_len - 1) / p.tile_len);
-  const int64_t row = act_row_len(p.tile_len, block, p.pad);
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<S> act(static_cast<size_t>(p.c_in * row));
-    if constexpr (std::is_same_v<S, double>) {
-      conv1d_tiles_generic(p, begin, end, act.data());
-    } else if (isa == Isa::kAvx512) {
-      conv1d_tiles_avx512(p, begin, end, act.data());
-    } else if (isa == Isa::kAvx2) {
-      conv1d_tiles_avx2(p, begin, end, act.data());
-    } else {
-      conv1d_tiles_generic(p, begin, end, act.data());
-    }
-  });
-}
-
 // y = [tanh](conv(leaky(x, slope), w_packed) + bias) * leaky'(gate) + residual, all contiguous,
 // in the compute dtype (float or double).
 at::Tensor conv(const at::Tensor& x, const at::Tensor& w_packed, int64_t c_out, int64_t k, const at::Tensor* bias,
@@ -110,14 +57,16 @@ at::Tensor conv(const at::Tensor& x, const at::Tensor& w_packed, int64_t c_out, 
     p.batch = x.size(0);
     p.c_in = x.size(1);
     p.c_out = c_out;
-    p.t_len = x.size(2);
     p.k = k;
     p.dilation = dilation;
+    p.t_in = p.t_out = p.y_row = x.size(2);
     p.pad = dilation * (k - 1) / 2;
+    p.y_off = 0;
+    p.y_step = 1;
     p.slope = static_cast<scalar_t>(slope);
     p.gate_slope = static_cast<scalar_t>(gate_slope);
     p.tanh_out = tanh_out;
-    run(p);
+    run_conv1d(p);
   });
   return y;
 }

@@ -1,0 +1,94 @@
+// CPU kernel of vocoder_ext::lrelu_conv_transpose1d (HiFi-GAN's upsampling layers).
+//
+// Polyphase: output o = j*stride + r only receives taps k = k0 + m*stride with
+// k0 = (r + padding) mod stride, from inputs t = j + c - m (c = (r + padding - k0) / stride).
+// So each phase r is a plain conv1d of M = ceil((K - k0) / stride) taps over the input, and runs
+// on the tiled conv1d kernel with a strided output. No zero-stuffing, no col2im pass.
+// The backward stays on the eager reference (ATen's convolution_backward).
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <optional>
+
+#include "conv1d_runner.h"
+
+namespace vocoder_ext::cpu {
+namespace {
+
+void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                  int64_t stride, int64_t padding) {
+  TORCH_CHECK(x.dim() == 3, "lrelu_conv_transpose1d: x must be [B, C_in, T], got shape ", x.sizes());
+  TORCH_CHECK(weight.dim() == 3 && weight.size(0) == x.size(1), "lrelu_conv_transpose1d: weight must be [",
+              x.size(1), ", C_out, K], got shape ", weight.sizes());
+  TORCH_CHECK(stride >= 1 && padding >= 0, "lrelu_conv_transpose1d: need stride >= 1 and padding >= 0, got ",
+              stride, " and ", padding);
+  TORCH_CHECK(x.scalar_type() == weight.scalar_type() && at::isFloatingType(x.scalar_type()),
+              "lrelu_conv_transpose1d: x and weight must share a floating dtype, got ", x.scalar_type(), " and ",
+              weight.scalar_type());
+  TORCH_CHECK(x.device().is_cpu() && weight.device().is_cpu(), "lrelu_conv_transpose1d (CPU kernel): got tensors on ",
+              x.device(), " and ", weight.device());
+  if (bias) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(1) && bias->scalar_type() == x.scalar_type() &&
+                    bias->device().is_cpu(),
+                "lrelu_conv_transpose1d: bias must be a CPU ", x.scalar_type(), " tensor of shape [", weight.size(1),
+                "], got ", bias->scalar_type(), " ", bias->sizes());
+  }
+  TORCH_CHECK((x.size(2) - 1) * stride - 2 * padding + weight.size(2) >= 1,
+              "lrelu_conv_transpose1d: no output for length ", x.size(2));
+}
+
+at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                      const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding,
+                                      double slope) {
+  check_inputs(x, weight, bias, stride, padding);
+  const at::ScalarType ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor xc = x.to(ct).contiguous(), wc = weight.to(ct).contiguous();
+  const at::Tensor bc = bias ? bias->to(ct).contiguous() : at::Tensor();
+  const int64_t batch = x.size(0), c_in = x.size(1), t_in = x.size(2);
+  const int64_t c_out = weight.size(1), k = weight.size(2);
+  const int64_t t_out = (t_in - 1) * stride - 2 * padding + k;
+  at::Tensor y = at::empty({batch, c_out, t_out}, xc.options());
+
+  for (int64_t r = 0; r < stride && r < t_out; ++r) {
+    const int64_t n = (t_out - r + stride - 1) / stride;  // outputs of this phase
+    const int64_t k0 = (r + padding) % stride, c = (r + padding - k0) / stride;
+    const int64_t taps = k0 < k ? (k - k0 + stride - 1) / stride : 0;
+    if (taps == 0) {  // no tap lands on this phase: bias only
+      at::Tensor phase = y.narrow(2, r, 1 + (n - 1) * stride).slice(2, 0, c10::nullopt, stride);
+      bias ? phase.copy_(bc.view({1, c_out, 1}).expand_as(phase)) : phase.zero_();
+      continue;
+    }
+    // Tap u of the phase conv is kernel index k0 + (taps - 1 - u) * stride.
+    const at::Tensor idx = at::arange(k0 + (taps - 1) * stride, k0 - 1, -stride, at::kLong);
+    const at::Tensor w_phase = pack_weight(wc.index_select(2, idx).transpose(0, 1).contiguous());
+    AT_DISPATCH_FLOATING_TYPES(ct, "vocoder_ext_lrelu_conv_transpose1d", [&] {
+      Conv1dParamsT<scalar_t> p{};
+      p.x = xc.const_data_ptr<scalar_t>();
+      p.w_packed = w_phase.const_data_ptr<scalar_t>();
+      p.bias = bias ? bc.const_data_ptr<scalar_t>() : nullptr;
+      p.y = y.mutable_data_ptr<scalar_t>();
+      p.batch = batch;
+      p.c_in = c_in;
+      p.c_out = c_out;
+      p.k = taps;
+      p.dilation = 1;
+      p.t_in = t_in;
+      p.t_out = n;
+      p.pad = taps - 1 - c;
+      p.y_row = t_out;
+      p.y_off = r;
+      p.y_step = stride;
+      p.slope = static_cast<scalar_t>(slope);
+      p.gate_slope = scalar_t(1);
+      p.tanh_out = false;
+      run_conv1d(p);
+    });
+  }
+  return y.to(x.scalar_type());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(vocoder_ext, CPU, m) { m.impl("lrelu_conv_transpose1d", &lrelu_conv_transpose1d_cpu); }
+
+}  // namespace vocoder_ext::cpu
