@@ -1,0 +1,142 @@
+"""The C++ CPU kernels (csrc/cpu) against the eager references, on every instruction-set path."""
+import itertools
+
+import pytest
+import torch
+
+from vocoder_ext import _extension, ops
+from vocoder_ext import backend as backend_mod
+
+pytestmark = pytest.mark.skipif(not _extension.loaded, reason=f"vocoder_ext._C not loaded: {_extension.load_error}")
+
+
+def _supported_isas():
+    flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
+    isas = ["generic"]
+    if " avx2 " in flags and " fma " in flags:
+        isas.append("avx2")
+    if all(f" {f} " in flags for f in ("avx512f", "avx512dq", "avx512vl")):
+        isas.append("avx512")
+    return isas
+
+
+ISAS = _supported_isas()
+
+
+def assert_close(got, want, what, rtol=1e-5):
+    """fp32 kernel vs fp64 reference: max error within rtol of the reference's scale."""
+    scale = want.abs().max().item() if want.numel() else 0.0
+    err = (got.double() - want).abs().max().item() if want.numel() else 0.0
+    assert err <= rtol * max(scale, 1.0), f"{what}: max error {err:.3g} at scale {scale:.3g}"
+
+
+@pytest.fixture(params=ISAS)
+def isa(request, monkeypatch):
+    monkeypatch.setenv("VOCODER_EXT_CPU_ISA", request.param)
+    monkeypatch.setenv("VOCODER_EXT_BACKEND", "cpp")
+    return request.param
+
+
+def test_cpp_serves_both_ops_on_cpu():
+    for op in ("lrelu_conv1d", "lrelu_conv_transpose1d"):
+        assert backend_mod.resolve(op, "cpu") == ("cpp", None)
+
+
+# (K, dilation) over the whole grid; T, batch, bias, residual and epilogue cycle through their values.
+GRID = list(itertools.product([3, 5, 7, 11], [1, 2, 3, 5, 6, 12]))
+LENGTHS = [1, 7, 129, 1003]
+
+
+@pytest.mark.parametrize("i", range(len(GRID)))
+def test_lrelu_conv1d_matches_reference(i, isa):
+    k, d = GRID[i]
+    t = LENGTHS[i % 4]
+    batch = 1 + 2 * (i % 2)
+    has_bias, has_res = i % 3 != 0, i % 2 == 0
+    epilogue = "tanh" if i % 5 == 0 else "none"
+    c_in, c_out = 3 + i % 5, 1 + (i * 7) % 9  # odd channel counts, partial output blocks
+    x = torch.randn(batch, c_in, 2 * t + 1)[:, :, 1::2].requires_grad_()  # non-contiguous
+    w = (torch.randn(c_out, c_in, k) / (c_in * k) ** 0.5).requires_grad_()
+    b = torch.randn(c_out, requires_grad=True) if has_bias else None
+    r = torch.randn(batch, c_out, t, requires_grad=True) if has_res else None
+    y = ops.lrelu_conv1d(x, w, b, d, 0.1, r, epilogue)
+    inputs = [v for v in (x, w, b, r) if v is not None]
+    as64 = [v.detach().double().requires_grad_() for v in inputs]
+    it = iter(as64)
+    x64, w64 = next(it), next(it)
+    b64 = next(it) if has_bias else None
+    r64 = next(it) if has_res else None
+    ref = ops.lrelu_conv1d_ref(x64, w64, b64, d, 0.1, r64, epilogue)
+    assert_close(y, ref, "output")
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, inputs, g)
+    want = torch.autograd.grad(ref, as64, g.double())
+    for name, a, e in zip(["x", "weight", "bias", "residual"] if has_bias else ["x", "weight", "residual"], got, want):
+        assert_close(a, e, f"grad {name}")
+
+
+@pytest.mark.parametrize("c_in,c_out,t,k,stride,pad", [
+    (5, 3, 1, 16, 8, 4), (4, 6, 7, 16, 8, 4), (3, 5, 129, 4, 2, 1), (6, 2, 33, 8, 4, 2),
+    (2, 3, 10, 5, 3, 0), (3, 2, 9, 3, 4, 1), (2, 2, 5, 7, 2, 3),
+])
+def test_lrelu_conv_transpose1d_matches_reference(c_in, c_out, t, k, stride, pad, isa):
+    x = torch.randn(3, c_in, 2 * t)[:, :, ::2].requires_grad_()
+    w = torch.randn(c_in, c_out, k, requires_grad=True)
+    b = torch.randn(c_out, requires_grad=True)
+    y = ops.lrelu_conv_transpose1d(x, w, b, stride, pad, 0.1)
+    x64, w64, b64 = (v.detach().double().requires_grad_() for v in (x, w, b))
+    ref = ops.lrelu_conv_transpose1d_ref(x64, w64, b64, stride, pad, 0.1)
+    assert y.shape == ref.shape
+    assert_close(y, ref, "output")
+    g = torch.randn_like(y)
+    for name, a, e in zip(["x", "weight", "bias"], torch.autograd.grad(y, (x, w, b), g),
+                          torch.autograd.grad(ref, (x64, w64, b64), g.double())):
+        assert_close(a, e, f"grad {name}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_computed_in_fp32(dtype, isa):
+    """Error vs an fp64 reference within 2x eager PyTorch's own error at that precision (+ atol)."""
+    x = torch.randn(2, 16, 301)
+    w = torch.randn(16, 16, 7) / 11
+    b, r = torch.randn(16), torch.randn(2, 16, 301)
+    exact = ops.lrelu_conv1d_ref(x.double(), w.double(), b.double(), 3, 0.1, r.double())
+    lo = [v.to(dtype) for v in (x, w, b, r)]
+    got = ops.lrelu_conv1d(lo[0], lo[1], lo[2], 3, 0.1, lo[3])
+    eager = ops.lrelu_conv1d_ref(*lo[:3], 3, 0.1, lo[3])
+    assert got.dtype == dtype
+    err, eager_err = (got.double() - exact).abs().max(), (eager.double() - exact).abs().max()
+    assert err <= 2 * eager_err + 1e-3, (err, eager_err)
+
+
+def test_float64_gradcheck_runs_the_kernel(isa):
+    x = torch.randn(2, 3, 11, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(2, 4, 11, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *a: torch.ops.vocoder_ext.lrelu_conv1d(*a[:3], 3, 0.2, a[3], "tanh"),
+                                    (x, w, b, r))
+    wt = torch.randn(3, 2, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: torch.ops.vocoder_ext.lrelu_conv_transpose1d(x, w, None, 4, 2, 0.1),
+                                    (x, wt))
+
+
+@pytest.mark.parametrize("call,msg", [
+    (lambda: torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 4), None), "odd kernel size"),
+    (lambda: torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 5, 3), None), r"weight must be \[C_out, 2, K\]"),
+    (lambda: torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 3), torch.randn(2)), r"bias must be \[3\]"),
+    (lambda: torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 3).double(), None), "weight dtype"),
+    (lambda: torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 3), None, 1, 0.1,
+                                                torch.randn(1, 3, 4)), r"residual must be \[1, 3, 5\]"),
+    (lambda: torch.ops.vocoder_ext.lrelu_conv_transpose1d(torch.randn(1, 2, 5), torch.randn(3, 2, 4), None, 2, 1),
+     r"weight must be \[2, C_out, K\]"),
+])
+def test_kernel_rejects_bad_input_clearly(call, msg):
+    with pytest.raises(RuntimeError, match=msg):
+        call()
+
+
+def test_unsupported_isa_request_is_an_error(monkeypatch):
+    monkeypatch.setenv("VOCODER_EXT_CPU_ISA", "sse9")
+    with pytest.raises(RuntimeError, match="VOCODER_EXT_CPU_ISA must be avx512, avx2 or generic; got 'sse9'"):
+        torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 3), None)
