@@ -50,7 +50,8 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
     }
 
     for (int64_t co0 = 0; co0 < p.c_out; co0 += MO) {
-      const S* wb = p.w_packed + (co0 / MO) * p.c_in * K * MO;
+      const S* wrow[MO];  // rows past c_out repeat the last one; their results are not stored
+      for (int m = 0; m < MO; ++m) wrow[m] = p.w + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
       for (int64_t n0 = 0; n0 < len; n0 += kBlock) {
         typename V::Reg acc[MO][NT];
 #pragma GCC unroll 8
@@ -60,7 +61,7 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
 
         for (int64_t ci = 0; ci < p.c_in; ++ci) {
           const S* ar = act + ci * row + n0;
-          const S* wk = wb + ci * K * MO;
+          const int64_t wci = ci * p.w_ci;
           for (int64_t kk = 0; kk < K; ++kk) {
             const S* a = ar + kk * d;
             typename V::Reg xv[NT];
@@ -68,7 +69,7 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
             for (int n = 0; n < NT; ++n) xv[n] = V::loadu(a + n * W);
 #pragma GCC unroll 8
             for (int m = 0; m < MO; ++m) {
-              const typename V::Reg wv = V::set1(wk[kk * MO + m]);
+              const typename V::Reg wv = V::set1(wrow[m][wci + kk * p.w_k]);
 #pragma GCC unroll 8
               for (int n = 0; n < NT; ++n) acc[m][n] = V::fmadd(wv, xv[n], acc[m][n]);
             }

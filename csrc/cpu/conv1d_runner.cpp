@@ -56,12 +56,6 @@ void run(Conv1dParamsT<S>& p) {
 
 }  // namespace
 
-at::Tensor pack_weight(const at::Tensor& w) {
-  const int64_t c_out = w.size(0), rows = (c_out + kConvMO - 1) / kConvMO * kConvMO;
-  at::Tensor padded = rows == c_out ? w : at::constant_pad_nd(w, {0, 0, 0, 0, 0, rows - c_out});
-  return padded.reshape({rows / kConvMO, kConvMO, w.size(1), w.size(2)}).permute({0, 2, 3, 1}).contiguous();
-}
-
 void run_conv1d(Conv1dParamsT<float>& p) { run(p); }
 void run_conv1d(Conv1dParamsT<double>& p) { run(p); }
 

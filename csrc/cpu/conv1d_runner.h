@@ -7,9 +7,6 @@
 
 namespace vocoder_ext::cpu {
 
-// [C_out, C_in, K] -> [ceil(C_out / kConvMO)][C_in][K][kConvMO], zero rows past C_out.
-at::Tensor pack_weight(const at::Tensor& w);
-
 // Runs every (batch item, time tile) task of p in parallel; sets p.tile_len.
 void run_conv1d(Conv1dParamsT<float>& p);
 void run_conv1d(Conv1dParamsT<double>& p);

@@ -40,16 +40,23 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::opti
   }
 }
 
-// y = [tanh](conv(leaky(x, slope), w_packed) + bias) * leaky'(gate) + residual, all contiguous,
-// in the compute dtype (float or double).
-at::Tensor conv(const at::Tensor& x, const at::Tensor& w_packed, int64_t c_out, int64_t k, const at::Tensor* bias,
-                int64_t dilation, double slope, const at::Tensor* residual, bool tanh_out, const at::Tensor* gate,
-                double gate_slope) {
+// y = [tanh](conv(leaky(x, slope), w) + bias) * leaky'(gate) + residual, all contiguous, in the
+// compute dtype (float or double). w is [C_out, C_in, K]; `transposed` convolves with its
+// transposed, flipped view instead ([C_in, C_out, K] taps reversed: the input-gradient conv).
+at::Tensor conv(const at::Tensor& x, const at::Tensor& w, bool transposed, const at::Tensor* bias, int64_t dilation,
+                double slope, const at::Tensor* residual, bool tanh_out, const at::Tensor* gate, double gate_slope) {
+  const int64_t k = w.size(2), c_out = transposed ? w.size(1) : w.size(0);
   at::Tensor y = at::empty({x.size(0), c_out, x.size(2)}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "vocoder_ext_lrelu_conv1d", [&] {
     Conv1dParamsT<scalar_t> p{};
     p.x = x.const_data_ptr<scalar_t>();
-    p.w_packed = w_packed.const_data_ptr<scalar_t>();
+    if (transposed) {  // tap u of (co, ci) = w[ci, co, K-1-u]
+      p.w = w.const_data_ptr<scalar_t>() + (k - 1);
+      p.w_co = k, p.w_ci = w.size(1) * k, p.w_k = -1;
+    } else {
+      p.w = w.const_data_ptr<scalar_t>();
+      p.w_co = w.size(1) * k, p.w_ci = k, p.w_k = 1;
+    }
     p.bias = bias ? bias->const_data_ptr<scalar_t>() : nullptr;
     p.residual = residual ? residual->const_data_ptr<scalar_t>() : nullptr;
     p.gate = gate ? gate->const_data_ptr<scalar_t>() : nullptr;
@@ -81,11 +88,11 @@ at::Tensor lrelu_conv1d_cpu(const at::Tensor& x, const at::Tensor& weight, const
                             std::string_view epilogue) {
   check_inputs(x, weight, bias, dilation, residual, epilogue);
   const at::ScalarType ct = compute_dtype(x.scalar_type());
-  const at::Tensor xc = prepared(x, ct), wp = pack_weight(prepared(weight, ct));
+  const at::Tensor xc = prepared(x, ct), wc = prepared(weight, ct);
   const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
   const at::Tensor rc = residual ? prepared(*residual, ct) : at::Tensor();
-  at::Tensor y = conv(xc, wp, weight.size(0), weight.size(2), bias ? &bc : nullptr, dilation, slope,
-                      residual ? &rc : nullptr, epilogue == "tanh", nullptr, 1.0);
+  at::Tensor y = conv(xc, wc, false, bias ? &bc : nullptr, dilation, slope, residual ? &rc : nullptr,
+                      epilogue == "tanh", nullptr, 1.0);
   return y.to(x.scalar_type());
 }
 
@@ -103,13 +110,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
   at::Tensor g = prepared(grad_out, ct);
   if (epilogue == "tanh") {  // recompute tanh's output instead of storing it
     const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
-    const at::Tensor t = conv(xc, pack_weight(wc), c_out, k, bias ? &bc : nullptr, dilation, slope, nullptr, true,
-                              nullptr, 1.0);
+    const at::Tensor t = conv(xc, wc, false, bias ? &bc : nullptr, dilation, slope, nullptr, true, nullptr, 1.0);
     g = g * (1 - t * t);
   }
   // d/dx: the same conv with transposed, flipped weights over g, times leaky'(x).
-  const at::Tensor w_t = pack_weight(wc.flip({2}).transpose(0, 1).contiguous());
-  at::Tensor grad_x = conv(g, w_t, c_in, k, nullptr, dilation, 1.0, nullptr, false, &xc, slope);
+  at::Tensor grad_x = conv(g, wc, true, nullptr, dilation, 1.0, nullptr, false, &xc, slope);
   // d/dw[:, :, j] = sum_b g_b @ act_b[:, j*d : j*d + T]^T, with act = leaky(x) zero-padded.
   const at::Tensor act = at::constant_pad_nd(at::leaky_relu(xc, slope), {pad, pad});
   at::Tensor grad_w = at::empty({k, c_out, c_in}, xc.options());

@@ -58,13 +58,12 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
       bias ? phase.copy_(bc.view({1, c_out, 1}).expand_as(phase)) : phase.zero_();
       continue;
     }
-    // Tap u of the phase conv is kernel index k0 + (taps - 1 - u) * stride.
-    const at::Tensor idx = at::arange(k0 + (taps - 1) * stride, k0 - 1, -stride, at::kLong);
-    const at::Tensor w_phase = pack_weight(wc.index_select(2, idx).transpose(0, 1).contiguous());
     AT_DISPATCH_FLOATING_TYPES(ct, "vocoder_ext_lrelu_conv_transpose1d", [&] {
       Conv1dParamsT<scalar_t> p{};
       p.x = xc.const_data_ptr<scalar_t>();
-      p.w_packed = w_phase.const_data_ptr<scalar_t>();
+      // Tap u of the phase conv for (co, ci) is weight[ci, co, k0 + (taps - 1 - u) * stride].
+      p.w = wc.const_data_ptr<scalar_t>() + k0 + (taps - 1) * stride;
+      p.w_co = k, p.w_ci = c_out * k, p.w_k = -stride;
       p.bias = bias ? bc.const_data_ptr<scalar_t>() : nullptr;
       p.y = y.mutable_data_ptr<scalar_t>();
       p.batch = batch;
