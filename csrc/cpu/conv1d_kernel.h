@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "conv1d_params.h"
 
@@ -27,6 +28,11 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
   const int64_t K = p.k, d = p.dilation, pad = p.pad;
   const int64_t tiles = (p.t_out + p.tile_len - 1) / p.tile_len;
   const int64_t row = act_row_len(p.tile_len, kBlock, K, d);
+  S* wb = act + p.c_in * row;  // scratch for one block's weights
+  const int64_t taps = p.c_in * K;
+  std::vector<int64_t> tap_off(taps);  // staged-input offset of tap (ci, k)
+  for (int64_t ci = 0; ci < p.c_in; ++ci)
+    for (int64_t kk = 0; kk < K; ++kk) tap_off[ci * K + kk] = ci * row + kk * d;
 
   for (int64_t task = task_begin; task < task_end; ++task) {
     const int64_t b = task / tiles;
@@ -50,8 +56,13 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
     }
 
     for (int64_t co0 = 0; co0 < p.c_out; co0 += MO) {
-      const S* wrow[MO];  // rows past c_out repeat the last one; their results are not stored
-      for (int m = 0; m < MO; ++m) wrow[m] = p.w + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
+      // Gather this block's taps as wb[ci][k][m] (one stream for the inner loop; any source
+      // layout). Rows past c_out repeat the last one; their results are not stored.
+      for (int m = 0; m < MO; ++m) {
+        const S* src = p.w + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
+        for (int64_t ci = 0; ci < p.c_in; ++ci)
+          for (int64_t kk = 0; kk < K; ++kk) wb[(ci * K + kk) * MO + m] = src[ci * p.w_ci + kk * p.w_k];
+      }
       for (int64_t n0 = 0; n0 < len; n0 += kBlock) {
         typename V::Reg acc[MO][NT];
 #pragma GCC unroll 8
@@ -59,22 +70,29 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
 #pragma GCC unroll 8
           for (int n = 0; n < NT; ++n) acc[m][n] = V::zero();
 
-        for (int64_t ci = 0; ci < p.c_in; ++ci) {
-          const S* ar = act + ci * row + n0;
-          const int64_t wci = ci * p.w_ci;
-          for (int64_t kk = 0; kk < K; ++kk) {
-            const S* a = ar + kk * d;
-            typename V::Reg xv[NT];
+        // One flat loop over (ci, k) taps keeps the accumulators in registers (GCC spills them
+        // across nested loops).
+        const S* a0 = act + n0;
+        for (int64_t j = 0; j < taps; ++j) {
+          const S* a = a0 + tap_off[j];
+          const S* wk = wb + j * MO;
+          typename V::Reg xv[NT];
 #pragma GCC unroll 8
-            for (int n = 0; n < NT; ++n) xv[n] = V::loadu(a + n * W);
+          for (int n = 0; n < NT; ++n) xv[n] = V::loadu(a + n * W);
 #pragma GCC unroll 8
-            for (int m = 0; m < MO; ++m) {
-              const typename V::Reg wv = V::set1(wrow[m][wci + kk * p.w_k]);
+          for (int m = 0; m < MO; ++m) {
+            const typename V::Reg wv = V::set1(wk[m]);
 #pragma GCC unroll 8
-              for (int n = 0; n < NT; ++n) acc[m][n] = V::fmadd(wv, xv[n], acc[m][n]);
-            }
+            for (int n = 0; n < NT; ++n) acc[m][n] = V::fmadd(wv, xv[n], acc[m][n]);
           }
         }
+
+        // Park the accumulators with compile-time indices only, so they can live in registers.
+        alignas(64) S res[MO][NT * W];
+#pragma GCC unroll 8
+        for (int m = 0; m < MO; ++m)
+#pragma GCC unroll 8
+          for (int n = 0; n < NT; ++n) V::storeu(&res[m][n * W], acc[m][n]);
 
         // Epilogue: + bias, tanh, * leaky'(gate), + residual; full contiguous vectors stored
         // directly, the tile's tail and strided outputs (polyphase transposed conv) element-wise.
@@ -85,7 +103,7 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
           for (int n = 0; n < NT; ++n) {
             const int64_t t = n0 + int64_t(n) * W;
             if (t >= len) break;
-            typename V::Reg v = V::add(acc[m][n], V::set1(bias));
+            typename V::Reg v = V::add(V::loadu(&res[m][n * W]), V::set1(bias));
             if (len - t >= W && !p.tanh_out && p.y_step == 1) {
               if (p.gate) v = V::leaky_grad(v, V::loadu(p.gate + off + t), p.gate_slope);
               if (p.residual) v = V::add(v, V::loadu(p.residual + off + t));

@@ -34,8 +34,8 @@ inline int64_t act_row_len(int64_t tile_len, int64_t block, int64_t k, int64_t d
   return (tile_len + block - 1) / block * block + (k - 1) * dilation;
 }
 
-// Each processes tasks [task_begin, task_end) (task = b * tiles + tile) using `act`
-// (c_in * act_row_len(...) floats) as scratch.
+// Each processes tasks [task_begin, task_end) (task = b * tiles + tile) using `act` as scratch:
+// c_in * act_row_len(...) staged inputs, then c_in * k * kConvMO weights.
 void conv1d_tiles_avx512(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
 void conv1d_tiles_avx2(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
 // Portable builds (no ISA pragma): float for CPUs without AVX2, double for float64 inputs.

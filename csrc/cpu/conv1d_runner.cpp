@@ -41,7 +41,7 @@ void run(Conv1dParamsT<S>& p) {
   const int64_t tasks = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
   const int64_t row = act_row_len(p.tile_len, block, p.k, p.dilation);
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<S> act(static_cast<size_t>(p.c_in * row));
+    std::vector<S> act(static_cast<size_t>(p.c_in * row + p.c_in * p.k * kConvMO));
     if constexpr (is_double) {
       conv1d_tiles_generic(p, begin, end, act.data());
     } else if (isa == Isa::kAvx512) {
