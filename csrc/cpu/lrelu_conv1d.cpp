@@ -41,22 +41,16 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::opti
 }
 
 // y = [tanh](conv(leaky(x, slope), w) + bias) * leaky'(gate) + residual, all contiguous, in the
-// compute dtype (float or double). w is [C_out, C_in, K]; `transposed` convolves with its
-// transposed, flipped view instead ([C_in, C_out, K] taps reversed: the input-gradient conv).
-at::Tensor conv(const at::Tensor& x, const at::Tensor& w, bool transposed, const at::Tensor* bias, int64_t dilation,
+// compute dtype (float or double). w is [C_out, C_in, K], contiguous; `flip` reverses its taps.
+at::Tensor conv(const at::Tensor& x, const at::Tensor& w, bool flip, const at::Tensor* bias, int64_t dilation,
                 double slope, const at::Tensor* residual, bool tanh_out, const at::Tensor* gate, double gate_slope) {
-  const int64_t k = w.size(2), c_out = transposed ? w.size(1) : w.size(0);
+  const int64_t k = w.size(2), c_out = w.size(0);
   at::Tensor y = at::empty({x.size(0), c_out, x.size(2)}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "vocoder_ext_lrelu_conv1d", [&] {
     Conv1dParamsT<scalar_t> p{};
     p.x = x.const_data_ptr<scalar_t>();
-    if (transposed) {  // tap u of (co, ci) = w[ci, co, K-1-u]
-      p.w = w.const_data_ptr<scalar_t>() + (k - 1);
-      p.w_co = k, p.w_ci = w.size(1) * k, p.w_k = -1;
-    } else {
-      p.w = w.const_data_ptr<scalar_t>();
-      p.w_co = w.size(1) * k, p.w_ci = k, p.w_k = 1;
-    }
+    p.w = w.const_data_ptr<scalar_t>() + (flip ? k - 1 : 0);
+    p.w_co = w.size(1) * k, p.w_ci = k, p.w_k = flip ? -1 : 1;
     p.bias = bias ? bias->const_data_ptr<scalar_t>() : nullptr;
     p.residual = residual ? residual->const_data_ptr<scalar_t>() : nullptr;
     p.gate = gate ? gate->const_data_ptr<scalar_t>() : nullptr;
@@ -114,7 +108,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
     g = g * (1 - t * t);
   }
   // d/dx: the same conv with transposed, flipped weights over g, times leaky'(x).
-  at::Tensor grad_x = conv(g, wc, true, nullptr, dilation, 1.0, nullptr, false, &xc, slope);
+  at::Tensor grad_x = conv(g, wc.transpose(0, 1).contiguous(), true, nullptr, dilation, 1.0, nullptr, false, &xc, slope);
   // d/dw[:, :, j] = sum_b g_b @ act_b[:, j*d : j*d + T]^T, with act = leaky(x) zero-padded.
   const at::Tensor act = at::constant_pad_nd(at::leaky_relu(xc, slope), {pad, pad});
   at::Tensor grad_w = at::empty({k, c_out, c_in}, xc.options());

@@ -48,6 +48,8 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
   const int64_t c_out = weight.size(1), k = weight.size(2);
   const int64_t t_out = (t_in - 1) * stride - 2 * padding + k;
   at::Tensor y = at::empty({batch, c_out, t_out}, xc.options());
+  // [C_out, C_in, K]: each output channel's taps contiguous for the kernel's per-block gather.
+  const at::Tensor wt = wc.transpose(0, 1).contiguous();
 
   for (int64_t r = 0; r < stride && r < t_out; ++r) {
     const int64_t n = (t_out - r + stride - 1) / stride;  // outputs of this phase
@@ -62,8 +64,8 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
       Conv1dParamsT<scalar_t> p{};
       p.x = xc.const_data_ptr<scalar_t>();
       // Tap u of the phase conv for (co, ci) is weight[ci, co, k0 + (taps - 1 - u) * stride].
-      p.w = wc.const_data_ptr<scalar_t>() + k0 + (taps - 1) * stride;
-      p.w_co = k, p.w_ci = c_out * k, p.w_k = -stride;
+      p.w = wt.const_data_ptr<scalar_t>() + k0 + (taps - 1) * stride;
+      p.w_co = c_in * k, p.w_ci = k, p.w_k = -stride;
       p.bias = bias ? bc.const_data_ptr<scalar_t>() : nullptr;
       p.y = y.mutable_data_ptr<scalar_t>();
       p.batch = batch;
