@@ -18,6 +18,13 @@ TORCH_LIBRARY(vocoder_ext, m) {
   m.def(
       "lrelu_conv_transpose1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, "
       "float slope=0.1) -> Tensor");
+  // A whole HiFi-GAN residual block: convs applied in groups of `group` (2 = ResBlock1 pairs,
+  // 1 = ResBlock2), each conv preceded by leaky-ReLU, a residual around each group; then
+  // out = accum + scale * x (accum optional): the MRF average accumulates block by block.
+  // Inference only (no backward): training composes lrelu_conv1d, which has one.
+  m.def(
+      "resblock(Tensor x, Tensor[] weights, Tensor[] biases, int[] dilations, int group, float slope=0.1, "
+      "Tensor? accum=None, float scale=1.0) -> Tensor");
   m.def(
       "lrelu_conv_transpose1d_backward(Tensor grad_out, Tensor x, Tensor weight, int stride, "
       "int padding, float slope) -> (Tensor, Tensor, Tensor)");

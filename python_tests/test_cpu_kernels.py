@@ -140,3 +140,49 @@ def test_unsupported_isa_request_is_an_error(monkeypatch):
     monkeypatch.setenv("VOCODER_EXT_CPU_ISA", "sse9")
     with pytest.raises(RuntimeError, match="VOCODER_EXT_CPU_ISA must be avx512, avx2 or generic; got 'sse9'"):
         torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 3), None)
+
+
+@pytest.mark.parametrize("group,k,dilations", [(2, 11, [1, 1, 3, 1, 5, 1]), (2, 3, [1, 1, 3, 1, 5, 1]),
+                                               (1, 3, [1, 2]), (1, 7, [3, 12]), (1, 5, [2, 6])])
+@pytest.mark.parametrize("t", LENGTHS + [4099])
+def test_resblock_matches_reference(group, k, dilations, t, isa):
+    c = 5
+    x = torch.randn(2, c, 2 * t)[:, :, ::2]  # non-contiguous
+    ws = [torch.randn(c, c, k) / (c * k) ** 0.5 for _ in dilations]
+    bs = [torch.randn(c) for _ in dilations]
+    accum = torch.randn(2, c, t) if t % 2 else None
+    with torch.no_grad():
+        y = torch.ops.vocoder_ext.resblock(x, ws, bs, dilations, group, 0.1, accum, 1 / 3)
+    ref = ops.resblock_ref(x.double(), [w.double() for w in ws], [b.double() for b in bs], dilations, group, 0.1,
+                           None if accum is None else accum.double(), 1 / 3)
+    assert_close(y, ref, "output")
+
+
+def test_resblock_with_gradients_runs_the_conv_chain():
+    c, k = 4, 3
+    x = torch.randn(1, c, 50, requires_grad=True)
+    ws = [torch.randn(c, c, k, requires_grad=True) for _ in range(2)]
+    bs = [torch.randn(c, requires_grad=True) for _ in range(2)]
+    y = ops.resblock(x, ws, bs, [1, 3], 1, 0.1, None, 0.5)
+    ref = ops.resblock_ref(x, ws, bs, [1, 3], 1, 0.1, None, 0.5)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y)
+    for a, e in zip(torch.autograd.grad(y, [x, *ws, *bs], g), torch.autograd.grad(ref, [x, *ws, *bs], g)):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeError, match="vocoder_ext::resblock has no backward"):
+        torch.ops.vocoder_ext.resblock(x, ws, bs, [1, 3], 1, 0.1, None, 0.5).sum().backward()
+
+
+def test_resblock_opcheck_and_errors():
+    from torch.library import opcheck
+    x = torch.randn(2, 3, 40)
+    ws = [torch.randn(3, 3, 5) for _ in range(2)]
+    bs = [torch.randn(3) for _ in range(2)]
+    opcheck(torch.ops.vocoder_ext.resblock.default, (x, ws, bs, [1, 2], 2, 0.1, torch.randn(2, 3, 40), 0.25),
+            test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+    with pytest.raises(RuntimeError, match=r"resblock \(CPU kernel\): x must be a float32"):
+        torch.ops.vocoder_ext.resblock(x.double(), [w.double() for w in ws], [b.double() for b in bs], [1, 2], 2)
+    with pytest.raises(RuntimeError, match="3 convs do not split into groups of 2"):
+        torch.ops.vocoder_ext.resblock(x, ws + ws[:1], bs + bs[:1], [1, 2, 3], 2)
+    with pytest.raises(ValueError, match=r"weights\[1\]: expected shape \(3, 3, 5\)"):
+        ops.resblock(x, [ws[0], torch.randn(3, 3, 3)], bs, [1, 2], 2)

@@ -16,7 +16,7 @@ from . import _extension
 BACKENDS = ("auto", "cpp", "cuda", "triton", "eager")
 _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 _KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}  # compiled kernels registered per dispatch key
-OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d")
+OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d", "resblock")
 _warned = set()
 
 

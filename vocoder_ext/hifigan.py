@@ -21,6 +21,12 @@ def get_padding(kernel_size, dilation=1):
     return (kernel_size * dilation - dilation) // 2
 
 
+def _accumulate(x, accum, scale):
+    if scale != 1.0:
+        x = x * scale
+    return x if accum is None else accum + x
+
+
 class ResBlock1(nn.Module):
     """Pairs of (dilated conv, conv), each preceded by leaky-ReLU, with a residual around each pair."""
 
@@ -31,16 +37,20 @@ class ResBlock1(nn.Module):
         self.convs2 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, 1))
                                     for _ in dilation)
 
-    def forward(self, x, fused=False):
+    def forward(self, x, fused=False, accum=None, scale=1.0):
+        """accum + scale * block(x); the fused path does it in one op (the MRF average's step)."""
+        if fused:
+            return ops.resblock(x, *self.conv_chain(), LRELU_SLOPE, accum=accum, scale=scale)
         for c1, c2 in zip(self.convs1, self.convs2):
-            if fused:
-                xt = ops.lrelu_conv1d(x, c1.weight, c1.bias, c1.dilation, LRELU_SLOPE)
-                x = ops.lrelu_conv1d(xt, c2.weight, c2.bias, c2.dilation, LRELU_SLOPE, residual=x)
-            else:
-                xt = c1(F.leaky_relu(x, LRELU_SLOPE))
-                xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
-                x = xt + x
-        return x
+            xt = c1(F.leaky_relu(x, LRELU_SLOPE))
+            xt = c2(F.leaky_relu(xt, LRELU_SLOPE))
+            x = xt + x
+        return _accumulate(x, accum, scale)
+
+    def conv_chain(self):
+        """(weights, biases, dilations, group) for ops.resblock: the pairs, in order."""
+        convs = [c for pair in zip(self.convs1, self.convs2) for c in pair]
+        return [c.weight for c in convs], [c.bias for c in convs], [c.dilation for c in convs], 2
 
     def remove_weight_norm(self):
         for c in [*self.convs1, *self.convs2]:
@@ -55,13 +65,17 @@ class ResBlock2(nn.Module):
         self.convs = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, d),
                                             dilation=d) for d in dilation)
 
-    def forward(self, x, fused=False):
+    def forward(self, x, fused=False, accum=None, scale=1.0):
+        """accum + scale * block(x); the fused path does it in one op (the MRF average's step)."""
+        if fused:
+            return ops.resblock(x, *self.conv_chain(), LRELU_SLOPE, accum=accum, scale=scale)
         for c in self.convs:
-            if fused:
-                x = ops.lrelu_conv1d(x, c.weight, c.bias, c.dilation, LRELU_SLOPE, residual=x)
-            else:
-                x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
-        return x
+            x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
+        return _accumulate(x, accum, scale)
+
+    def conv_chain(self):
+        """(weights, biases, dilations, group) for ops.resblock."""
+        return [c.weight for c in self.convs], [c.bias for c in self.convs], [c.dilation for c in self.convs], 1
 
     def remove_weight_norm(self):
         for c in self.convs:
@@ -104,11 +118,18 @@ class HiFiGAN(nn.Module):
                 x = ops.lrelu_conv_transpose1d(x, up.weight, up.bias, up.stride, up.padding, LRELU_SLOPE)
             else:
                 x = up(F.leaky_relu(x, LRELU_SLOPE))
-            xs = None
-            for j in range(self.num_kernels):
-                r = self.resblocks[i * self.num_kernels + j](x, self.fused)
-                xs = r if xs is None else xs + r
-            x = xs / self.num_kernels
+            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            if self.fused:  # each block adds its share of the MRF average as it goes
+                xs = None
+                for block in blocks:
+                    xs = block(x, True, accum=xs, scale=1.0 / self.num_kernels)
+                x = xs
+            else:
+                xs = None
+                for block in blocks:
+                    r = block(x)
+                    xs = r if xs is None else xs + r
+                x = xs / self.num_kernels
         if self.fused:
             c = self.conv_post
             return ops.lrelu_conv1d(x, c.weight, c.bias, 1, POST_LRELU_SLOPE, epilogue="tanh")

@@ -44,7 +44,7 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
     const int64_t lo = std::clamp<int64_t>(pad - t0, 0, row);              // first j inside [0, t_in)
     const int64_t hi = std::clamp<int64_t>(p.t_in - t0 + pad, lo, row);   // one past the last
     for (int64_t ci = 0; ci < p.c_in; ++ci) {
-      const S* src = p.x + (b * p.c_in + ci) * p.t_in + (t0 - pad);
+      const S* src = p.x + (b * p.c_in + ci) * p.x_row + (t0 - pad);
       S* ar = act + ci * row;
       const S s = p.slope;
       for (int64_t j = 0; j < lo; ++j) ar[j] = S(0);

@@ -10,7 +10,7 @@ constexpr int kConvMO = 4;  // output channels per register block
 
 template <class S>
 struct Conv1dParamsT {
-  const S* x;             // [B, c_in, t_in], contiguous
+  const S* x;             // [B, c_in, t_in], rows x_row apart
   const S* w;             // tap u of (co, ci) at w[co * w_co + ci * w_ci + u * w_k]: any layout,
   int64_t w_co, w_ci, w_k;  // so transposed / flipped / phase-sliced weights need no copy
   const S* bias;          // [c_out] or nullptr
@@ -19,6 +19,7 @@ struct Conv1dParamsT {
   S* y;                   // output j of row (b, co) at y[(b * c_out + co) * y_row + y_off + j * y_step]
   int64_t batch, c_in, c_out, k, dilation;
   int64_t t_in;           // input length
+  int64_t x_row;          // input row stride (>= t_in)
   int64_t t_out;          // outputs per row: y[j] = sum_k w[k] * act(x[j + k*dilation - pad])
   int64_t pad;            // left offset of the first tap (may be negative); zeros outside [0, t_in)
   int64_t y_row, y_off, y_step;

@@ -56,6 +56,17 @@ void run(Conv1dParamsT<S>& p) {
 
 }  // namespace
 
+SerialConv1d::SerialConv1d() : block(block_len(selected_isa(), false)), isa_(static_cast<int>(selected_isa())) {}
+
+void SerialConv1d::operator()(Conv1dParams& p, float* scratch) const {
+  const int64_t tasks = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
+  switch (static_cast<Isa>(isa_)) {
+    case Isa::kAvx512: conv1d_tiles_avx512(p, 0, tasks, scratch); break;
+    case Isa::kAvx2: conv1d_tiles_avx2(p, 0, tasks, scratch); break;
+    default: conv1d_tiles_generic(p, 0, tasks, scratch);
+  }
+}
+
 void run_conv1d(Conv1dParamsT<float>& p) { run(p); }
 void run_conv1d(Conv1dParamsT<double>& p) { run(p); }
 

@@ -60,7 +60,7 @@ at::Tensor conv(const at::Tensor& x, const at::Tensor& w, bool flip, const at::T
     p.c_out = c_out;
     p.k = k;
     p.dilation = dilation;
-    p.t_in = p.t_out = p.y_row = x.size(2);
+    p.t_in = p.t_out = p.x_row = p.y_row = x.size(2);
     p.pad = dilation * (k - 1) / 2;
     p.y_off = 0;
     p.y_step = 1;

@@ -73,7 +73,7 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
       p.c_out = c_out;
       p.k = taps;
       p.dilation = 1;
-      p.t_in = t_in;
+      p.t_in = p.x_row = t_in;
       p.t_out = n;
       p.pad = taps - 1 - c;
       p.y_row = t_out;

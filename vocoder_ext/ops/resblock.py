@@ -1,0 +1,81 @@
+"""resblock: a whole HiFi-GAN residual block as one op, accumulated into the MRF average.
+
+x [B, C, T]; weights: n convs [C, C, K] (K odd, same for all); biases: n x [C]; dilations: n ints;
+group: convs per residual (2 = ResBlock1's pairs, 1 = ResBlock2). Each conv is preceded by
+leaky-ReLU. Returns accum + scale * block(x) (accum optional), [B, C, T].
+
+The fused kernel is inference-only; with gradients required, the block runs as a chain of
+lrelu_conv1d ops (each with its own fused backward).
+"""
+import torch
+
+from .. import _extension, backend
+from ._checks import check_positive_int, check_shape, check_tensor
+from .lrelu_conv1d import lrelu_conv1d, lrelu_conv1d_ref
+
+
+def resblock_ref(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
+    """The ground truth, in plain PyTorch."""
+    return _chain(lrelu_conv1d_ref, x, weights, biases, dilations, group, slope, accum, scale)
+
+
+def _chain(conv, x, weights, biases, dilations, group, slope, accum, scale):
+    for i in range(0, len(weights), group):
+        xt = x
+        for j in range(i, i + group):
+            xt = conv(xt, weights[j], biases[j], dilations[j], slope)
+        x = xt + x
+    y = x * scale
+    return y if accum is None else accum + y
+
+
+def _check(x, weights, biases, dilations, group, accum):
+    check_tensor("x", x, 3)
+    if not (len(weights) == len(biases) == len(dilations) > 0):
+        raise ValueError(f"resblock: expected as many weights, biases and dilations (at least one), got "
+                         f"{len(weights)}, {len(biases)} and {len(dilations)}")
+    check_positive_int("group", group)
+    if len(weights) % group:
+        raise ValueError(f"resblock: {len(weights)} convs do not split into groups of {group}")
+    c, k = x.shape[1], weights[0].shape[-1]
+    if k % 2 != 1:
+        raise ValueError(f"resblock: 'same' padding needs an odd kernel size, got K={k}")
+    for i, (w, b, d) in enumerate(zip(weights, biases, dilations)):
+        check_tensor(f"weights[{i}]", w, 3, x.dtype, x.device)
+        check_shape(f"weights[{i}]", w, (c, c, k))
+        check_tensor(f"biases[{i}]", b, 1, x.dtype, x.device)
+        check_shape(f"biases[{i}]", b, (c,))
+        check_positive_int(f"dilations[{i}]", d)
+    if accum is not None:
+        check_tensor("accum", accum, 3, x.dtype, x.device)
+        check_shape("accum", accum, tuple(x.shape))
+
+
+def resblock(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
+    """accum + scale * ResBlock(x); see the module docstring."""
+    weights, biases, dilations = list(weights), list(biases), [int(d) for d in dilations]
+    _check(x, weights, biases, dilations, group, accum)
+    tensors = [x, *weights, *biases] + ([accum] if accum is not None else [])
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if not needs_grad and x.dtype == torch.float32 and backend.use_registered_op("resblock", x.device.type):
+        return torch.ops.vocoder_ext.resblock(x, weights, biases, dilations, group, float(slope), accum, float(scale))
+    return _chain(lrelu_conv1d, x, weights, biases, dilations, group, slope, accum, scale)
+
+
+def _register():
+    lib = "vocoder_ext::resblock"
+    torch.library.impl(lib, "CompositeExplicitAutograd")(resblock_ref)
+
+    @torch.library.register_fake(lib)
+    def _(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
+        return torch.empty_like(x)
+
+    def backward(ctx, grad):
+        raise RuntimeError("vocoder_ext::resblock has no backward; vocoder_ext.ops.resblock runs a chain of "
+                           "lrelu_conv1d ops when gradients are needed")
+
+    torch.library.register_autograd(lib, backward, setup_context=lambda ctx, inputs, output: None)
+
+
+if _extension.loaded:
+    _register()
