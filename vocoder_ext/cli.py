@@ -1,9 +1,10 @@
-"""Command line: `python -m vocoder_ext {info, mel, synth, demo}`.
+"""Command line: `python -m vocoder_ext {info, mel, synth, demo, bench}`.
 
     info                       versions, extension, which backend serves each op, CPU/CUDA/Triton
     mel INPUT -o OUT_DIR       wav file or folder -> HiFi-GAN log-mel spectrograms (.npy or .pt)
     synth INPUT -o OUT_DIR     mel file or folder -> wav files, with a checkpoint or a config
     demo                       the bundled corpus through the fused and the eager path (vocoder_ext/demo.py)
+    bench                      kernel microbenchmarks and end-to-end speed tables (vocoder_ext/bench.py)
 
 User errors (a missing path, an unreadable or wrong-rate file, a bad mel, a bad checkpoint or config)
 print one `error: ...` line to stderr and exit with status 2. Anything else is a bug in this package and
@@ -106,6 +107,11 @@ def build_parser():
     p = sub.add_parser("demo", help="vocode the bundled corpus on the fused and eager paths, with a speed table")
     demo.add_arguments(p)
     p.set_defaults(run=demo.run)
+
+    from . import bench
+    p = sub.add_parser("bench", help="kernel microbenchmarks and end-to-end speed tables (Markdown + JSON)")
+    bench.add_arguments(p)
+    p.set_defaults(run=bench.run)
     return parser
 
 
