@@ -1,4 +1,4 @@
-// conv1d kernel compiled for AVX2 + FMA (8 floats per register, 16 registers: 4 x 3 accumulators).
+// conv1d kernel compiled for AVX2 + FMA (8 floats per register, 16 registers: 6 x 2 accumulators).
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
@@ -23,7 +23,7 @@ struct Avx2 {
   }
 };
 
-constexpr int kNT = 3;
+constexpr int kNT = 2;
 
 }  // namespace
 

@@ -1,4 +1,4 @@
-// conv1d kernel compiled for AVX-512 (16 floats per register, 32 registers: 4 x 6 accumulators).
+// conv1d kernel compiled for AVX-512 (16 floats per register, 32 registers: 6 x 4 accumulators).
 #pragma GCC target("avx512f,avx512dq,avx512vl,fma,avx2")
 #include <immintrin.h>
 
@@ -24,7 +24,7 @@ struct Avx512 {
   }
 };
 
-constexpr int kNT = 6;
+constexpr int kNT = 4;
 
 }  // namespace
 

@@ -6,7 +6,7 @@
 
 namespace vocoder_ext::cpu {
 
-constexpr int kConvMO = 4;  // output channels per register block
+constexpr int kConvMO = 6;  // output channels per register block
 
 template <class S>
 struct Conv1dParamsT {
