@@ -1,8 +1,9 @@
 // Register-blocked, time-tiled conv1d with a leaky-ReLU prologue and a fused epilogue.
 //
-// Included only by the ISA-specific translation units (conv1d_avx512.cpp, conv1d_avx2.cpp), each
+// Included by the ISA-specific translation units (conv1d_avx512.cpp, conv1d_avx2.cpp), each
 // compiled for its instruction set with `#pragma GCC target`; it must not include torch headers, so
-// no inline function of torch's gets compiled for an ISA the running CPU may lack.
+// no inline function of torch's gets compiled for an ISA the running CPU may lack, and its own
+// functions are static, so the linker cannot pick an AVX-512 copy for a baseline caller.
 //
 // One task = one (batch item, time tile). The tile's input, leaky-ReLU'd and zero-padded, is staged
 // once in a per-thread buffer (it stays in L2 while every output channel of the tile is computed),
@@ -18,8 +19,19 @@
 
 namespace vocoder_ext::cpu {
 
+// Gathers output channels [co0, co0 + kConvMO) of p.w as dst[ci][k][m]; returns dst.
+template <class S>
+static inline const S* gather_block(const Conv1dParamsT<S>& p, int64_t co0, S* dst) {
+  for (int m = 0; m < kConvMO; ++m) {
+    const S* src = p.w + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
+    for (int64_t ci = 0; ci < p.c_in; ++ci)
+      for (int64_t kk = 0; kk < p.k; ++kk) dst[(ci * p.k + kk) * kConvMO + m] = src[ci * p.w_ci + kk * p.w_k];
+  }
+  return dst;
+}
+
 template <class V, int NT>
-inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t task_begin, int64_t task_end,
+static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t task_begin, int64_t task_end,
                          typename V::Scalar* act) {
   using S = typename V::Scalar;
   constexpr int W = V::kWidth;
@@ -28,7 +40,7 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
   const int64_t K = p.k, d = p.dilation, pad = p.pad;
   const int64_t tiles = (p.t_out + p.tile_len - 1) / p.tile_len;
   const int64_t row = act_row_len(p.tile_len, kBlock, K, d);
-  S* wb = act + p.c_in * row;  // scratch for one block's weights
+  S* wscratch = act + p.c_in * row;  // one block's weights, when not pre-gathered
   const int64_t taps = p.c_in * K;
   std::vector<int64_t> tap_off(taps);  // staged-input offset of tap (ci, k)
   for (int64_t ci = 0; ci < p.c_in; ++ci)
@@ -56,13 +68,10 @@ inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t tas
     }
 
     for (int64_t co0 = 0; co0 < p.c_out; co0 += MO) {
-      // Gather this block's taps as wb[ci][k][m] (one stream for the inner loop; any source
-      // layout). Rows past c_out repeat the last one; their results are not stored.
-      for (int m = 0; m < MO; ++m) {
-        const S* src = p.w + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
-        for (int64_t ci = 0; ci < p.c_in; ++ci)
-          for (int64_t kk = 0; kk < K; ++kk) wb[(ci * K + kk) * MO + m] = src[ci * p.w_ci + kk * p.w_k];
-      }
+      // This block's taps as wb[ci][k][m] (one stream for the inner loop): pre-gathered for the
+      // whole call, or gathered here from any layout. Rows past c_out repeat the last one; their
+      // results are not stored.
+      const S* wb = p.w_packed ? p.w_packed + (co0 / MO) * taps * MO : gather_block(p, co0, wscratch);
       for (int64_t n0 = 0; n0 < len; n0 += kBlock) {
         typename V::Reg acc[MO][NT];
 #pragma GCC unroll 8

@@ -13,6 +13,7 @@ struct Conv1dParamsT {
   const S* x;             // [B, c_in, t_in], rows x_row apart
   const S* w;             // tap u of (co, ci) at w[co * w_co + ci * w_ci + u * w_k]: any layout,
   int64_t w_co, w_ci, w_k;  // so transposed / flipped / phase-sliced weights need no copy
+  const S* w_packed;      // optional: w already gathered as [ceil(c_out / kConvMO)][c_in][k][kConvMO]
   const S* bias;          // [c_out] or nullptr
   const S* residual;      // laid out like y, or nullptr: added last
   const S* gate;          // laid out like y, or nullptr: output *= (gate > 0 ? 1 : gate_slope)

@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "conv1d_kernel.h"
 #include "isa.h"
 
 namespace vocoder_ext::cpu {
@@ -40,6 +41,13 @@ void run(Conv1dParamsT<S>& p) {
   p.tile_len = choose_tile(p.batch, p.c_in, p.t_out, halo, block, sizeof(S));
   const int64_t tasks = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
   const int64_t row = act_row_len(p.tile_len, block, p.k, p.dilation);
+  // Gather the weights once for all tasks (short tiles would otherwise repeat it per task).
+  const int64_t blocks = (p.c_out + kConvMO - 1) / kConvMO, per_block = p.c_in * p.k * kConvMO;
+  std::vector<S> packed(static_cast<size_t>(blocks * per_block));
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t cb = begin; cb < end; ++cb) gather_block(p, cb * kConvMO, packed.data() + cb * per_block);
+  });
+  p.w_packed = packed.data();
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
     std::vector<S> act(static_cast<size_t>(p.c_in * row + p.c_in * p.k * kConvMO));
     if constexpr (is_double) {
