@@ -109,14 +109,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
   }
   // d/dx: the same conv with transposed, flipped weights over g, times leaky'(x).
   at::Tensor grad_x = conv(g, wc.transpose(0, 1).contiguous(), true, nullptr, dilation, 1.0, nullptr, false, &xc, slope);
-  // d/dw and d/db: ATen's (oneDNN's) weight-gradient conv over the recomputed leaky-ReLU, whose
-  // single pass over B x T beats a reduction per tap.
-  const at::Tensor act = at::leaky_relu(xc, slope);
-  auto [unused, grad_w, grad_b] = at::convolution_backward(
-      g, act, wc, c10::OptionalIntArrayRef(at::IntArrayRef{c_out}), {1}, {pad}, {dilation}, false, {0}, 1,
-      {false, true, true});
+  // d/dw[:, :, j] = sum_b g_b @ act_b[:, j*d : j*d + T]^T, with act = leaky(x) zero-padded.
+  const at::Tensor act = at::constant_pad_nd(at::leaky_relu(xc, slope), {pad, pad});
+  at::Tensor grad_w = at::empty({k, c_out, c_in}, xc.options());
+  for (int64_t j = 0; j < k; ++j) {
+    const at::Tensor shifted = act.narrow(2, j * dilation, t_len);
+    grad_w[j] = at::bmm(g, shifted.transpose(1, 2)).sum(0);
+  }
+  at::Tensor grad_b = g.sum({0, 2});
   const auto dt = x.scalar_type();
-  return {grad_x.to(dt), grad_w.to(dt), grad_b.to(dt)};
+  return {grad_x.to(dt), grad_w.permute({1, 2, 0}).contiguous().to(dt), grad_b.to(dt)};
 }
 
 }  // namespace
