@@ -24,10 +24,12 @@ def _chain(conv, x, weights, biases, dilations, group, slope, accum, scale):
     for i in range(0, len(weights), group):
         xt = x
         for j in range(i, i + group):
-            xt = conv(xt, weights[j], biases[j], dilations[j], slope)
-        x = xt + x
-    y = x * scale
-    return y if accum is None else accum + y
+            # the residual joins in the group's last conv (its epilogue), not in a separate pass
+            xt = conv(xt, weights[j], biases[j], dilations[j], slope, residual=x if j == i + group - 1 else None)
+        x = xt
+    if accum is None:
+        return x if scale == 1.0 else x * scale
+    return torch.add(accum, x, alpha=scale)
 
 
 def _check(x, weights, biases, dilations, group, accum):
