@@ -19,11 +19,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-import uuid
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .atomic import atomic_file
 
 __all__ = [
     "mel_filterbank",
@@ -356,17 +357,5 @@ def save_wav(path, audio, sampling_rate, subtype="PCM_16"):
     else:
         data = np.clip(audio, -1.0, 1.0).astype(np.float32)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            sf.write(f, data, int(sampling_rate), subtype=subtype, format="WAV")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path) as f:
+        sf.write(f, data, int(sampling_rate), subtype=subtype, format="WAV")

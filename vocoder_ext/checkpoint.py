@@ -9,10 +9,10 @@ import glob
 import os
 import pickle
 import re
-import tempfile
 
 import torch
 
+from .atomic import atomic_file
 from .config import resolve_config
 
 FORMAT = "vocoder_ext.hifigan"
@@ -46,25 +46,9 @@ def safe_load(path, map_location="cpu"):
 
 
 def atomic_save(obj, path):
-    """torch.save to a temp file in the same folder, fsync, then rename: a crash leaves the old file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """torch.save, atomically (see vocoder_ext.atomic)."""
+    with atomic_file(path) as f:
+        torch.save(obj, f)
 
 
 def save_generator(path, state_dict, config):
