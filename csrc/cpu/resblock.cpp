@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "conv1d_kernel.h"
 #include "conv1d_runner.h"
 
 namespace vocoder_ext::cpu {
@@ -72,6 +73,18 @@ at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorL
   const int64_t staged = (row + block - 1) / block * block + (k - 1) * max_dil;
   const int64_t tiles = (t_len + tile - 1) / tile;
 
+  // Each conv's taps gathered once for all tiles and threads (the kernel's inner-loop layout).
+  const int64_t per_block = c * k * kConvMO, blocks = (c + kConvMO - 1) / kConvMO;
+  std::vector<std::vector<float>> packed(n_convs, std::vector<float>(blocks * per_block));
+  at::parallel_for(0, n_convs * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      Conv1dParams q{};
+      q.w = ws[i / blocks].const_data_ptr<float>(), q.w_co = c * k, q.w_ci = k, q.w_k = 1;
+      q.c_in = c, q.c_out = c, q.k = k;
+      gather_block(q, (i % blocks) * kConvMO, packed[i / blocks].data() + (i % blocks) * per_block);
+    }
+  });
+
   at::Tensor y = at::empty_like(xc);
   const float* xp = xc.const_data_ptr<float>();
   const float* accp = accum ? ac.const_data_ptr<float>() : nullptr;
@@ -102,6 +115,7 @@ at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorL
         p.x = in + (s - base);
         p.w = ws[i].const_data_ptr<float>();
         p.w_co = c * k, p.w_ci = k, p.w_k = 1;
+        p.w_packed = packed[i].data();
         p.bias = bs[i].const_data_ptr<float>();
         p.residual = closes_group ? xbuf.data() + (s + h - base) : nullptr;
         p.y = out + (s + h - base);
