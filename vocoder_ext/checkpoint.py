@@ -5,7 +5,6 @@ NVIDIA DLE `hifigan_gen_checkpoint_*.pt` = {"generator", "config", ...}, ours = 
 "vocoder_ext.hifigan", "config", "generator"}, and a bare state dict (config given). Loading never
 runs pickled code: torch.load(weights_only=True) refuses anything but tensors and plain containers.
 """
-import glob
 import os
 import pickle
 import re

@@ -59,6 +59,17 @@ def spectral_norm(module: nn.Module) -> nn.Module:
         return nn.utils.spectral_norm(module)
 
 
+
+def _conv_stack(convs, conv_post, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    """Shared tail of both sub-discriminators: (flattened logits, every layer's output)."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        fmap.append(x)
+    x = conv_post(x)
+    fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
+
 class DiscriminatorP(nn.Module):
     """One period sub-discriminator of the MPD.
 
@@ -96,14 +107,7 @@ class DiscriminatorP(nn.Module):
             x = F.pad(x, (0, n_pad), mode="reflect")
             t = t + n_pad
         x = x.view(b, c, t // self.period, self.period)
-
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -157,13 +161,7 @@ class DiscriminatorS(nn.Module):
         self.conv_post = norm_f(nn.Conv1d(1024, 1, 3, 1, padding=1))
 
     def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiScaleDiscriminator(nn.Module):
