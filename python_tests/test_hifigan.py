@@ -122,3 +122,29 @@ def test_bad_mel(mel, exc, msg):
     model = HiFiGAN(TINY)
     with pytest.raises(exc, match=msg):
         model(mel)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_training_under_cpu_autocast(dtype):
+    """`--amp` on CPU trains under autocast: the fused ops take autocast's dtype as conv1d does, and
+    their error against fp32 stays within twice eager autocast's (+ a small atol)."""
+    model = HiFiGAN(TINY, fused=True)
+    mel = torch.randn(2, 80, 7)
+    want = model(mel)
+    want.square().mean().backward()
+    want_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    results = {}
+    for fused in (True, False):
+        model.fused = fused
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=dtype):
+            out = model(mel)
+        assert out.dtype == dtype
+        out.float().square().mean().backward()
+        results[fused] = (out.float(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    err = {f: (out - want).abs().max().item() for f, (out, _) in results.items()}
+    assert err[True] <= 2 * err[False] + 1e-3, err
+    # gradients as one vector: per-parameter bf16 errors are too noisy to compare one by one
+    flat = lambda grads: torch.cat([grads[n].flatten() for n in want_grads])
+    gerr = {f: (flat(grads) - flat(want_grads)).norm().item() for f, (_, grads) in results.items()}
+    assert gerr[True] <= 2 * gerr[False] + torch.finfo(dtype).eps * flat(want_grads).norm().item(), gerr

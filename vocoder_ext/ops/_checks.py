@@ -25,3 +25,16 @@ def check_shape(name, t, shape):
 def check_positive_int(name, v, minimum=1):
     if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {v!r}")
+
+
+def autocast_inputs(*tensors):
+    """Under torch.autocast, the floating tensors cast to the autocast dtype (None stays None).
+
+    Autocast casts conv1d's inputs but knows nothing of our ops, which would then see an activation
+    in bf16/fp16 next to fp32 weights; casting here gives them what F.conv1d would get.
+    """
+    device_type = next(t for t in tensors if t is not None).device.type
+    if not torch.is_autocast_enabled(device_type):
+        return tensors
+    dtype = torch.get_autocast_dtype(device_type)
+    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)

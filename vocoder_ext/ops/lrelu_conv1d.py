@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _extension, backend
-from ._checks import check_positive_int, check_shape, check_tensor
+from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 
 EPILOGUES = ("none", "tanh")
 
@@ -62,6 +62,7 @@ def _check(x, weight, bias, dilation, slope, residual, epilogue):
 def lrelu_conv1d(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epilogue="none"):
     """y = conv1d(leaky_relu(x, slope), weight, bias, padding=dilation*(K-1)//2, dilation),
     then tanh(y) if epilogue == "tanh", then y + residual if given. Differentiable."""
+    x, weight, bias, residual = autocast_inputs(x, weight, bias, residual)
     _check(x, weight, bias, dilation, slope, residual, epilogue)
     slope = float(slope)
     if backend.use_registered_op("lrelu_conv1d", x.device.type):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _extension, backend
-from ._checks import check_positive_int, check_shape, check_tensor
+from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 
 
 def lrelu_conv_transpose1d_ref(x, weight, bias, stride, padding, slope=0.1):
@@ -45,6 +45,7 @@ def _check(x, weight, bias, stride, padding):
 
 def lrelu_conv_transpose1d(x, weight, bias=None, stride=1, padding=0, slope=0.1):
     """y = conv_transpose1d(leaky_relu(x, slope), weight, bias, stride, padding). Differentiable."""
+    x, weight, bias = autocast_inputs(x, weight, bias)
     _check(x, weight, bias, stride, padding)
     slope = float(slope)
     if backend.use_registered_op("lrelu_conv_transpose1d", x.device.type):

@@ -11,7 +11,7 @@ chain of lrelu_conv1d ops (each with its own fused backward).
 import torch
 
 from .. import _extension, backend
-from ._checks import check_positive_int, check_shape, check_tensor
+from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 from .lrelu_conv1d import lrelu_conv1d, lrelu_conv1d_ref
 
 
@@ -66,6 +66,9 @@ def _fused_block_pays(channels, k, dilations):
 def resblock(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
     """accum + scale * ResBlock(x); see the module docstring."""
     weights, biases, dilations = list(weights), list(biases), [int(d) for d in dilations]
+    n = len(weights)
+    cast = autocast_inputs(x, accum, *weights, *biases)
+    x, accum, weights, biases = cast[0], cast[1], list(cast[2:2 + n]), list(cast[2 + n:])
     _check(x, weights, biases, dilations, group, accum)
     tensors = [x, *weights, *biases] + ([accum] if accum is not None else [])
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
