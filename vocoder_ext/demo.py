@@ -20,6 +20,7 @@ import time
 import torch
 
 from . import __version__, audio
+from .filelist import read_filelist as _read_filelist
 from .backend import OPS, backends
 from .cli import UserError, choose_device, model_sampling_rate, stem
 from .hifigan import HiFiGAN
@@ -87,19 +88,11 @@ def run(args):
 
 
 def read_filelist(filelist, data):
-    """Wav paths of a filelist: `wavs/<ID>.wav` lines, or LJSpeech `<ID>|text` lines (-> wavs/<ID>.wav)."""
-    if not os.path.isfile(filelist):
-        raise UserError(f"no such filelist: {filelist}")
-    paths = []
-    with open(filelist, encoding="utf-8") as f:
-        for line in f:
-            entry = line.strip().split("|")[0]
-            if not entry:
-                continue
-            if not entry.lower().endswith(".wav"):
-                entry = os.path.join("wavs", entry + ".wav")
-            paths.append(os.path.join(data, entry))
-    return paths
+    """Wav paths of a filelist (see vocoder_ext.filelist); its errors become UserErrors."""
+    try:
+        return _read_filelist(filelist, data)
+    except (FileNotFoundError, ValueError) as e:  # no filelist, an empty one, a listed wav missing
+        raise UserError(str(e)) from e
 
 
 def build_model(args):
