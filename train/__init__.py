@@ -1,5 +1,5 @@
-"""Training entry points (python -m train.hifigan), run from the repository root.
+"""Training entry points, run from the repository root: `python -m train.hifigan` (see train/hifigan.py).
 
-The training loop arrives with its own issue; the model, discriminators, losses and mel front end
-it uses are in vocoder_ext already.
+data.py (segments and mels), sampler.py (who trains on what each epoch), distributed.py (torchrun's
+DDP), checkpoints.py (atomic pairs, resume), monitor.py (tqdm, TensorBoard, JSON lines).
 """

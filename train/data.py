@@ -123,13 +123,20 @@ class AudioMelDataset(torch.utils.data.Dataset):
         mel = F.pad(mel, (0, seg_frames - frames), value=SILENCE_LOG_MEL)
         return mel, F.pad(audio, (0, self.segment_size - len(audio)))
 
-    def _load_mel(self, path, num_samples):
+    def check_input_mels(self):
+        """Fine-tuning: every .npy mel exists and fits its audio, read from file headers before training
+        starts (rather than failing in the middle of an epoch)."""
+        import soundfile
+        for path in self.wav_paths if self.mels_dir is not None else ():
+            self._load_mel(path, soundfile.info(path).frames, header_only=True)
+
+    def _load_mel(self, path, num_samples, header_only=False):
         """``<mels_dir>/<stem>.npy`` as float32 [num_mels, len // hop], checked against the audio."""
         mel_path = os.path.join(self.mels_dir, os.path.splitext(os.path.basename(path))[0] + ".npy")
         if not os.path.isfile(mel_path):
             raise DataError(f"no input mel {mel_path} for training wav {path}")
         try:
-            mel = np.load(mel_path, allow_pickle=False)
+            mel = np.load(mel_path, allow_pickle=False, mmap_mode="r" if header_only else None)
         except (OSError, ValueError) as e:
             raise DataError(f"cannot read input mel {mel_path}: {e}") from e
         num_mels = self.h["num_mels"]
@@ -145,7 +152,7 @@ class AudioMelDataset(torch.utils.data.Dataset):
                 f"({num_samples} samples // hop {self.hop}); with --mel_frame_offset {self.mel_frame_offset} "
                 f"the mel must have {audio_frames + self.mel_frame_offset} (Tacotron2-style centered-STFT "
                 f"mels have one extra frame: --mel_frame_offset 1)")
-        return torch.from_numpy(mel[:, :audio_frames].astype(np.float32))
+        return None if header_only else torch.from_numpy(mel[:, :audio_frames].astype(np.float32))
 
     def _mel(self, audio, path, fmax):
         h = self.h

@@ -8,17 +8,18 @@ ARCH_KEYS = ("resblock", "upsample_rates", "upsample_kernel_sizes", "upsample_in
 
 _V1_V2_RESBLOCKS = {"resblock": "1", "resblock_kernel_sizes": [3, 7, 11],
                     "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]]}
-_AUDIO = {"num_mels": 80, "n_fft": 1024, "hop_size": 256, "win_size": 1024, "sampling_rate": 22050,
+# HiFi-GAN's audio settings (config_v1.json), which every preset shares.
+AUDIO_DEFAULTS = {"num_mels": 80, "n_fft": 1024, "hop_size": 256, "win_size": 1024, "sampling_rate": 22050,
           "fmin": 0, "fmax": 8000, "fmax_for_loss": None, "segment_size": 8192}
 
 PRESETS = {
     "v1": {"upsample_rates": [8, 8, 2, 2], "upsample_kernel_sizes": [16, 16, 4, 4],
-           "upsample_initial_channel": 512, **_V1_V2_RESBLOCKS, **_AUDIO},
+           "upsample_initial_channel": 512, **_V1_V2_RESBLOCKS, **AUDIO_DEFAULTS},
     "v2": {"upsample_rates": [8, 8, 2, 2], "upsample_kernel_sizes": [16, 16, 4, 4],
-           "upsample_initial_channel": 128, **_V1_V2_RESBLOCKS, **_AUDIO},
+           "upsample_initial_channel": 128, **_V1_V2_RESBLOCKS, **AUDIO_DEFAULTS},
     "v3": {"resblock": "2", "upsample_rates": [8, 8, 4], "upsample_kernel_sizes": [16, 16, 8],
            "upsample_initial_channel": 256, "resblock_kernel_sizes": [3, 5, 7],
-           "resblock_dilation_sizes": [[1, 2], [2, 6], [3, 12]], **_AUDIO},
+           "resblock_dilation_sizes": [[1, 2], [2, 6], [3, 12]], **AUDIO_DEFAULTS},
 }
 
 
