@@ -58,7 +58,7 @@ def test_quick_writes_the_same_markdown_it_prints_and_states_the_setup(quick):
     s = report["settings"]
     assert (s["configs"], s["batches"], s["repeats"], s["seconds"], s["engines"]) == (["v2"], [1], 2, 0.2,
                                                                                        ["eager", "fused"])
-    assert s["sections"] == ["ops", "e2e", "train"]
+    assert s["sections"] == ["ops", "e2e", "train", "gan"]
     assert report["machine"]["logical_cpus"] >= 1 and report["date"]
 
 
@@ -130,6 +130,20 @@ def test_training_table_has_step_times_and_peak_memory(quick):
         assert row["memory"]["peak_increase_mib"] > 0  # a training step allocates activations and gradients
         assert close(cells["peak memory MiB"], row["memory"]["peak_increase_mib"])
     assert "Peak memory: peak resident memory" in markdown or "Peak memory: peak RSS" in markdown
+
+
+def test_gan_table_times_the_recipes_whole_step(quick):
+    _, markdown, report = quick
+    rows = report["gan"]
+    assert [(r["engine"], r["status"], r["samples"]) for r in rows] == [("eager", "ok", 2048), ("fused", "ok", 2048)]
+    table = md_table(markdown, "GAN training step")
+    eager = statistics.median(rows[0]["seconds"])
+    for row, cells in zip(rows, table):
+        seconds = statistics.median(row["seconds"])
+        assert math.isclose(row["speedup_vs_eager"], eager / seconds, rel_tol=1e-9)
+        assert close(cells["steps/s"], 1 / seconds) and row["memory"]["peak_increase_mib"] > 0
+    # same seeded weights and input: the first step's losses agree between the two paths
+    assert rows[1]["first_step_losses"] == pytest.approx(rows[0]["first_step_losses"], rel=1e-4)
 
 
 def test_missing_optional_packages_give_skipped_rows(tmp_path, monkeypatch):

@@ -365,6 +365,8 @@ def _run(args, ctx):
                   fused=args.fused, amp=args.amp, config=h, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
     segments_per_step = args.batch_size * args.grad_accumulation * ctx.world_size
     saved_at = trainer.steps
+    if ctx.main and trainer.steps == 0:  # the untrained baseline, for the curves and for comparison
+        monitor.validation(0, trainer.epoch, *trainer.validate(val_set, args.validation_samples), h["sampling_rate"])
     try:
         while trainer.steps < total_steps:
             sampler.set_epoch(trainer.epoch, skip=trainer.batches_in_epoch * args.batch_size)

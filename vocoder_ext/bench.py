@@ -1,6 +1,6 @@
 """`python -m vocoder_ext bench`: kernel microbenchmarks and end-to-end speed tables.
 
-Three sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
+Four sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
 OUT/bench.json (with the settings and the machine):
 
   ops    lrelu_conv1d (with a residual, as in the resblocks) at each distinct (C, T, K, dilation) of each
@@ -14,6 +14,8 @@ OUT/bench.json (with the settings and the machine):
          per second / 1000.
   train  one generator training step (forward, L1 loss against a random target, backward; weight norm
          on), eager vs fused: step time, and peak memory measured in a fresh child process per engine.
+  gan    the recipe's whole training step (train.hifigan: discriminator step + generator step), eager vs
+         --fused: step time, steps/s, peak memory. Needs the `train` package (run from the repo root).
 
 How it times: every engine first runs --warmup times (torch.compile compiles then; that time is kept
 in the JSON as `first_call_s`, never in the medians). Then come --repeats rounds; each round runs every
@@ -47,7 +49,7 @@ import torch.nn.functional as F
 
 from . import __version__, _extension
 from .backend import OPS, backends
-from .config import ConfigError, resolve_config
+from .config import AUDIO_DEFAULTS, ConfigError, resolve_config
 from .hifigan import LRELU_SLOPE, HiFiGAN
 from .ops import lrelu_conv1d_ref, lrelu_conv_transpose1d_ref
 
@@ -62,9 +64,11 @@ MIB = 2 ** 20
 
 # Settings that --quick changes (unless given explicitly): tiny sizes, for tests.
 FULL = {"configs": "v1,v2,v3", "batches": "1,4", "seconds": 10.0, "repeats": 5,
-        "engines": ",".join(ENGINES), "train_batch": 4, "train_frames": 32}
+        "engines": ",".join(ENGINES), "train_batch": 4, "train_frames": 32,
+        "gan_batch": 2, "gan_frames": 32}
 QUICK = {"configs": "v2", "batches": "1", "seconds": 0.2, "repeats": 2,
-         "engines": ",".join(QUICK_ENGINES), "train_batch": 1, "train_frames": 8}
+         "engines": ",".join(QUICK_ENGINES), "train_batch": 1, "train_frames": 8,
+         "gan_batch": 1, "gan_frames": 8}
 
 
 def add_arguments(p):
@@ -85,10 +89,13 @@ def add_arguments(p):
     p.add_argument("--train-frames", type=int,
                    help=f"training-step mel frames per item (default: {FULL['train_frames']}, i.e. 8192 samples "
                         f"at hop 256)")
+    p.add_argument("--gan-batch", type=int, help=f"batch of the recipe's training step (default: {FULL['gan_batch']})")
+    p.add_argument("--gan-frames", type=int,
+                   help=f"mel frames per item of the recipe's training step (default: {FULL['gan_frames']})")
     only = p.add_mutually_exclusive_group()
     only.add_argument("--ops-only", action="store_true", help="only the op tables")
     only.add_argument("--e2e-only", action="store_true", help="only the end-to-end tables (inference, training)")
-    p.add_argument("--no-train", action="store_true", help="leave out the training-step table")
+    p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
     p.add_argument("--quick", action="store_true",
@@ -155,7 +162,7 @@ def resolve_settings(args):
     for name, minimum in (("threads", 1), ("warmup", 0), ("inputs", 1), ("op_batch", 1)):
         if getattr(args, name) < minimum:
             raise UserError(f"--{name.replace('_', '-')} must be at least {minimum}, got {getattr(args, name)}")
-    for name in ("repeats", "train_batch", "train_frames"):
+    for name in ("repeats", "train_batch", "train_frames", "gan_batch", "gan_frames"):
         if pick(name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {pick(name)}")
     if not pick("seconds") > 0:
@@ -169,7 +176,8 @@ def resolve_settings(args):
         "configs": configs, "batches": int_list("batches", pick("batches")), "seconds": float(pick("seconds")),
         "repeats": pick("repeats"), "warmup": args.warmup, "inputs": args.inputs, "threads": args.threads,
         "engines": engines, "op_batch": args.op_batch, "train_batch": pick("train_batch"),
-        "train_frames": pick("train_frames"), "seed": args.seed, "out": args.out, "quick": args.quick,
+        "train_frames": pick("train_frames"), "gan_batch": pick("gan_batch"), "gan_frames": pick("gan_frames"),
+        "seed": args.seed, "out": args.out, "quick": args.quick,
         "sections": sections(args),
         "command": "python -m vocoder_ext " + shlex.join(getattr(args, "argv", None) or ["bench"]),
     }
@@ -179,7 +187,7 @@ def sections(args):
     if args.ops_only:
         return ["ops"]
     chosen = ["e2e"] if args.e2e_only else ["ops", "e2e"]
-    return chosen if args.no_train else chosen + ["train"]
+    return chosen if args.no_train else chosen + ["train", "gan"]
 
 
 def run_sections(settings):
@@ -194,6 +202,8 @@ def run_sections(settings):
         report["e2e"] = e2e_section(configs, settings)
     if "train" in settings["sections"]:
         report["train"] = train_section(configs, settings)
+    if "gan" in settings["sections"]:
+        report["gan"] = gan_section(configs, settings)
     report["load_average"]["end"] = load_average()
     return report
 
@@ -590,7 +600,8 @@ def train_section(configs, settings):
                            max_abs_diff_vs_eager=(outputs[engine] - outputs["eager"]).abs().max().item()
                            if "eager" in outputs else None,
                            first_call_s=first_call[engine], seconds=timings[engine]["seconds"])
-                row["memory"] = peak_memory_in_child(h, engine == "fused", batch, frames, settings)
+                row["memory"] = peak_memory_in_child(_generator_step_setup, h, engine == "fused", batch, frames,
+                                                     settings)
             else:
                 row["status"] = f"failed: {failed[engine]}"
             rows.append(row)
@@ -616,25 +627,31 @@ MEMORY_METHOD_FALLBACK = ("peak RSS (getrusage ru_maxrss) of a fresh spawned pro
                           "higher earlier peak would hide the step's)")
 
 
-def peak_memory_in_child(h, fused, batch, frames, settings):
-    """{"peak_increase_mib", "method"} of two training steps, each engine alone in a fresh process."""
+def peak_memory_in_child(setup, h, fused, batch, frames, settings):
+    """{"peak_increase_mib", "method"} of two training steps, each engine alone in a fresh process.
+
+    setup(h, fused, batch, frames) -> (step function, its input), run in the child (module level, picklable)."""
     context = multiprocessing.get_context("spawn")
     try:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(_child_peak_memory, h, fused, batch, frames, settings["threads"],
+            return pool.submit(_child_peak_memory, setup, h, fused, batch, frames, settings["threads"],
                                settings["seed"]).result()
     except Exception as e:  # e.g. no way to start a process here: report, keep the timings
         return {"peak_increase_mib": None, "method": f"failed: {type(e).__name__}: {e}"[:300]}
 
 
-def _child_peak_memory(h, fused, batch, frames, threads, seed):
-    warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+def _generator_step_setup(h, fused, batch, frames):
     model = HiFiGAN(h, fused=fused).train()
     mel = torch.randn(batch, h["num_mels"], frames)
     target = 2 * torch.rand(batch, 1, frames * model.hop_length) - 1
-    step = training_step(model)
+    return training_step(model), (mel, target)
+
+
+def _child_peak_memory(setup, h, fused, batch, frames, threads, seed):
+    warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    step, inp = setup(h, fused, batch, frames)
     baseline = _rss_bytes()
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -643,12 +660,72 @@ def _child_peak_memory(h, fused, batch, frames, threads, seed):
     except OSError:
         method = MEMORY_METHOD_FALLBACK
     for _ in range(2):
-        step((mel, target))
+        step(inp)
     if method == MEMORY_METHOD:
         peak = _proc_status_kib("VmHWM") * 1024
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return {"peak_increase_mib": max(0, peak - baseline) / MIB, "method": method}
+
+
+# ---- end to end: the recipe's training step (python -m train.hifigan) -------------------------
+GAN_SKIPPED = "skipped: the train package is not importable (run from the repository root)"
+
+
+def gan_section(configs, settings):
+    """Trainer.step of train.hifigan (D step + G step, MPD + MSD, all losses), eager vs --fused."""
+    if importlib.util.find_spec("train") is None or importlib.util.find_spec("train.hifigan") is None:
+        return [{"status": GAN_SKIPPED}]
+    rows = []
+    batch, frames = settings["gan_batch"], settings["gan_frames"]
+    for name, h in configs:
+        log(f"gan: {name} batch {batch} x {frames} frames")
+        trainers = {engine: _gan_step_setup(h, engine == "fused", batch, frames, settings["seed"])[0]
+                    for engine in ("eager", "fused")}  # same seed: same initial weights
+        inputs = [_gan_input(h, batch, frames, settings["seed"] + i) for i in range(settings["inputs"])]
+        outputs, first_call, failed = warm_up(trainers, inputs[0], settings["warmup"])
+        engines = {e: fn for e, fn in trainers.items() if e not in failed}
+        timings = round_robin(engines, inputs, settings["repeats"])
+        del trainers, engines
+        eager_s = statistics.median(timings["eager"]["seconds"]) if "eager" in timings else None
+        for engine in ("eager", "fused"):
+            row = {"config": name, "batch": batch, "frames": frames, "samples": frames * h["hop_size"],
+                   "engine": engine}
+            if engine in timings:
+                seconds = statistics.median(timings[engine]["seconds"])
+                row.update(status="ok", median_s=seconds, steps_per_s=1 / seconds,
+                           speedup_vs_eager=eager_s / seconds if eager_s else None,
+                           first_step_losses=outputs[engine].tolist(), first_call_s=first_call[engine],
+                           seconds=timings[engine]["seconds"])
+                row["memory"] = peak_memory_in_child(_gan_step_setup, h, engine == "fused", batch, frames, settings)
+            else:
+                row["status"] = f"failed: {failed[engine]}"
+            rows.append(row)
+    return rows
+
+
+def _gan_step_setup(h, fused, batch, frames, seed=0):
+    """A train.hifigan Trainer (seeded weights) -> (fn(micro-batch) -> [D loss, G loss], an input)."""
+    from train.distributed import Context
+    from train.hifigan import Trainer, build_parser
+    args = build_parser().parse_args(["-o", "unused", *(["--fused"] if fused else []), "--seed", str(seed)])
+    trainer = Trainer(args, Context("cpu"), {**AUDIO_DEFAULTS, **h})
+
+    def step(inp):
+        logs = trainer.step([inp])
+        return torch.stack([logs["loss_disc_all"], logs["loss_gen_all"]]).detach()
+    return step, _gan_input(h, batch, frames, seed)
+
+
+def _gan_input(h, batch, frames, seed):
+    """(mel, audio, loss mel) of random audio, as the training data pipeline gives them."""
+    from .audio import mel_spectrogram
+    h = {**AUDIO_DEFAULTS, **h}
+    gen = torch.Generator().manual_seed(seed)
+    audio = 2 * torch.rand(batch, frames * h["hop_size"], generator=gen) - 1
+    mels = [mel_spectrogram(audio, h["n_fft"], h["num_mels"], h["sampling_rate"], h["hop_size"], h["win_size"],
+                            h["fmin"], fmax) for fmax in (h["fmax"], h["fmax_for_loss"])]
+    return mels[0], audio.unsqueeze(1), mels[1]
 
 
 def _proc_status_kib(field):
@@ -745,6 +822,8 @@ def render_markdown(report):
         lines += ["", render_e2e(report["e2e"], s)]
     if "train" in report:
         lines += ["", render_train(report["train"], s)]
+    if "gan" in report:
+        lines += ["", render_gan(report["gan"], s)]
     return "\n".join(lines)
 
 
@@ -804,6 +883,27 @@ def render_e2e(rows, s):
         table(["config", "batch", "engine", "median ms", "x real-time", "kHz", "speedup vs eager",
                "max abs diff vs eager", "first call s"], body),
     ])
+
+
+def render_gan(rows, s):
+    header = ["## GAN training step of the recipe: `python -m train.hifigan` vs `--fused`", "",
+              "train.hifigan's Trainer.step: the discriminator step (MPD + MSD on G(x).detach()) then the generator "
+              "step (LSGAN + 2 x feature matching + 45 x mel L1, AdamW), fp32. eager and --fused start from the same "
+              "seeded weights; only the generator's path differs, so the discriminators' share of the step "
+              "bounds the gain. Peak memory as in the table above.", ""]
+    if rows and rows[0]["status"] == GAN_SKIPPED:
+        return "\n".join(header + [GAN_SKIPPED])
+    body = []
+    for r in rows:
+        if r["status"] == "ok":
+            mem = r["memory"]["peak_increase_mib"]
+            body.append([r["config"], f"{r['batch']} x {r['samples']}", r["engine"], fmt(1e3 * r["median_s"]),
+                         fmt(r["steps_per_s"]), fmt(r["speedup_vs_eager"]),
+                         fmt(mem) if mem is not None else r["memory"]["method"]])
+        else:
+            body.append([r["config"], f"{r['batch']} x {r['samples']}", r["engine"], r["status"], "", "", ""])
+    return "\n".join(header + [table(["config", "batch x samples", "engine", "median step ms", "steps/s",
+                                     "speedup vs eager", "peak memory MiB"], body)])
 
 
 def render_train(rows, s):
