@@ -1,0 +1,260 @@
+"""Triton lrelu_conv1d kernels (forward and backward) vs the eager reference, on CPU via TRITON_INTERPRET=1.
+
+Triton decides interpreter vs compiler when @triton.jit runs, i.e. when the kernel module is imported.
+So the variable is set first, and the tests load their own copy of the module under it (a fresh exec of
+the same file, not registered in sys.modules): this works whether or not the module was imported
+earlier in the session, and no other test sees interpreted kernels. The variable is then restored, so
+kernels jitted later in the session (other modules, torch.compile) are not affected, and set again only
+while these tests run (the interpreter also reads it at launch time, e.g. when it lazily imports
+triton.experimental.gluon).
+"""
+import os
+
+_PREVIOUS_TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from vocoder_ext.ops.lrelu_conv1d import lrelu_conv1d_backward_ref, lrelu_conv1d_ref
+
+
+def _load_interpreted_kernels():
+    spec = importlib.util.find_spec("vocoder_ext.kernels.lrelu_conv1d")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+try:
+    K = _load_interpreted_kernels()
+finally:
+    if _PREVIOUS_TRITON_INTERPRET is None:
+        del os.environ["TRITON_INTERPRET"]
+    else:
+        os.environ["TRITON_INTERPRET"] = _PREVIOUS_TRITON_INTERPRET
+
+assert K.INTERPRET, "the kernel module under test must have been imported with TRITON_INTERPRET=1"
+
+SLOPE = 0.1
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_env(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+class _CountLaunches:
+    """Stands in for a kernel object: records each `kernel[grid](...)` launch, then really launches."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.grids = []
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def run(*args, **kwargs):
+            self.grids.append(grid(kwargs) if callable(grid) else grid)
+            return launch(*args, **kwargs)
+        return run
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Count the launches of both kernels (the launchers look them up in the module at call time)."""
+    counters = {"conv": _CountLaunches(K.conv_kernel), "grad_weight": _CountLaunches(K.grad_weight_kernel)}
+    monkeypatch.setattr(K, "conv_kernel", counters["conv"])
+    monkeypatch.setattr(K, "grad_weight_kernel", counters["grad_weight"])
+    return counters
+
+
+def _inputs(batch, c_in, c_out, t_len, k, dtype=torch.float32, bias=True, residual=False, layout="contiguous"):
+    """Fresh random inputs. layout: "contiguous", "slice" (x cut out of a bigger tensor along C and T),
+    or "transposed" (x stored [B, T, C], so its time stride is not 1)."""
+    if layout == "slice":
+        x = torch.randn(batch, c_in + 3, t_len + 5, dtype=dtype)[:, 1:1 + c_in, 2:2 + t_len]
+    elif layout == "transposed":
+        x = torch.randn(batch, t_len, c_in, dtype=dtype).transpose(1, 2)
+    else:
+        x = torch.randn(batch, c_in, t_len, dtype=dtype)
+    # Scaled like a trained conv so tanh is not saturated everywhere.
+    w = (torch.randn(c_out, c_in, k) / (c_in * k) ** 0.5).to(dtype)
+    b = torch.randn(c_out, dtype=dtype) if bias else None
+    r = torch.randn(batch, c_out, t_len, dtype=dtype) if residual else None
+    return x, w, b, r
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def _assert_close_fp32(actual, expected):
+    """fp32: within 1e-5 relative, measured against the tensor's scale (elements near 0 are noise)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * max(scale, 1e-6))
+
+
+# (batch, C_in, C_out, T, K, dilation, bias, residual, epilogue, layout)
+# The interpreter config has 16-wide channel tiles and 32-wide time tiles: 20/18 channels and T = 33
+# run every loop and mask across two blocks; T = 1 and 7 exercise taps that are mostly padding.
+CASES = [
+    (1, 20, 18, 1, 3, 1, True, False, "none", "contiguous"),
+    (3, 20, 18, 7, 7, 3, False, True, "tanh", "contiguous"),
+    (1, 20, 18, 33, 11, 5, True, True, "tanh", "contiguous"),
+    (3, 20, 18, 33, 3, 5, True, True, "none", "slice"),
+    (1, 17, 20, 33, 7, 1, False, False, "none", "contiguous"),
+    (3, 18, 20, 7, 11, 3, True, False, "tanh", "contiguous"),
+    (3, 20, 18, 33, 3, 1, True, False, "tanh", "transposed"),
+]
+
+
+def _case_id(case):
+    batch, c_in, c_out, t_len, k, d, bias, res, ep, layout = case
+    return (f"B{batch}-ci{c_in}-co{c_out}-T{t_len}-K{k}-d{d}-{'bias' if bias else 'nobias'}-"
+            f"{'res' if res else 'nores'}-{ep}-{layout}")
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_forward_and_backward_fp32_match_reference(case, launches):
+    batch, c_in, c_out, t_len, k, d, bias, res, epilogue, layout = case
+    x, w, b, r = _inputs(batch, c_in, c_out, t_len, k, bias=bias, residual=res, layout=layout)
+
+    y = K.lrelu_conv1d_triton(x, w, b, d, SLOPE, r, epilogue)
+    assert len(launches["conv"].grids) == 1  # y came out of the Triton kernel
+    assert launches["conv"].grids[0] == (_cdiv(t_len, 32), _cdiv(c_out, 16), batch)
+    _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, d, SLOPE, r, epilogue))
+
+    g = torch.randn(batch, c_out, t_len)
+    if layout != "contiguous":
+        g = torch.randn(batch, c_out, 2 * t_len)[:, :, ::2]  # a strided upstream gradient too
+    grads = K.lrelu_conv1d_backward_triton(g, x, w, b, d, SLOPE, epilogue)
+    expected = lrelu_conv1d_backward_ref(g, x, w, b, d, SLOPE, epilogue)
+    # tanh: one conv for the tanh derivative, one for grad_x; then one grad_w (+ grad_b) reduction.
+    assert len(launches["conv"].grids) == 1 + (2 if epilogue == "tanh" else 1)
+    assert launches["grad_weight"].grids == [(_cdiv(c_out, 16), _cdiv(c_in, 16), k)]
+    _assert_close_fp32(grads[0], expected[0])
+    _assert_close_fp32(grads[1], expected[1])
+    if bias:
+        _assert_close_fp32(grads[2], expected[2])
+    else:
+        assert grads[2] is None
+
+
+# (batch, C_in, C_out, T, K, dilation, bias, residual, epilogue)
+LOW_PRECISION_CASES = [
+    (3, 20, 18, 33, 3, 3, True, True, "none"),
+    (1, 18, 20, 33, 7, 5, True, True, "tanh"),
+    (3, 20, 18, 7, 11, 1, False, False, "tanh"),
+]
+
+
+def _max_err(out, ref64):
+    return (out.double() - ref64).abs().max().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=lambda c: _case_id(c + ("contiguous",)))
+def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
+    """Kernel error vs an fp64 reference (on the same rounded inputs) <= 2x eager PyTorch's + 0.1 ulp."""
+    batch, c_in, c_out, t_len, k, d, bias, res, epilogue = case
+    x, w, b, r = _inputs(batch, c_in, c_out, t_len, k, dtype=dtype, bias=bias, residual=res)
+    g = torch.randn(batch, c_out, t_len, dtype=dtype)
+
+    def f64(t):
+        return t.double() if t is not None else None
+
+    def check(name, out, eager, ref64):
+        assert out.dtype == dtype, name
+        err, eager_err = _max_err(out, ref64), _max_err(eager, ref64)
+        atol = 0.1 * torch.finfo(dtype).eps * ref64.abs().max().item()  # a tenth of an ulp at the scale
+        assert err <= 2 * eager_err + atol, f"{name}: kernel error {err:.3g}, eager {eager_err:.3g}"
+
+    y = K.lrelu_conv1d_triton(x, w, b, d, SLOPE, r, epilogue)
+    check("y", y, lrelu_conv1d_ref(x, w, b, d, SLOPE, r, epilogue),
+          lrelu_conv1d_ref(f64(x), f64(w), f64(b), d, SLOPE, f64(r), epilogue))
+
+    grads = K.lrelu_conv1d_backward_triton(g, x, w, b, d, SLOPE, epilogue)
+    eager = lrelu_conv1d_backward_ref(g, x, w, b, d, SLOPE, epilogue)
+    ref64 = lrelu_conv1d_backward_ref(f64(g), f64(x), f64(w), f64(b), d, SLOPE, epilogue)
+    for name, out, e, r64 in zip(("grad_x", "grad_w", "grad_b"), grads, eager, ref64):
+        if name == "grad_b" and not bias:
+            assert out is None
+            continue
+        check(name, out, e, r64)
+    assert launches["grad_weight"].grids  # the gradients came from the kernels
+
+
+def test_packed_weight_is_reused_and_checked(launches):
+    x, w, b, r = _inputs(3, 20, 18, 33, 7, residual=True)
+    packed = K.pack_weight(w)
+    assert packed.shape == (7, 18, 20) and packed.is_contiguous()
+    y = K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh", packed=packed)
+    _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
+    with pytest.raises(ValueError, match="packed: expected pack_weight"):
+        K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh", packed=w)
+
+
+def test_bad_inputs_raise_clear_errors():
+    x, w, b, _ = _inputs(1, 4, 5, 9, 3)
+    w_even = torch.randn(5, 4, 16)
+    with pytest.raises(ValueError, match="odd kernel size, got K=16"):
+        K.lrelu_conv1d_triton(x, w_even)
+    with pytest.raises(ValueError, match="odd kernel size, got K=16"):
+        K.lrelu_conv1d_backward_triton(torch.randn(1, 5, 9), x, w_even, None, 1, SLOPE, "none")
+    with pytest.raises(TypeError, match="supports"):
+        K.lrelu_conv1d_triton(x.double(), w.double())
+    with pytest.raises(TypeError, match="bias: expected dtype torch.float32"):
+        K.lrelu_conv1d_triton(x, w, b.half())
+    with pytest.raises(ValueError, match="input channels"):
+        K.lrelu_conv1d_triton(x, torch.randn(5, 3, 3))
+    with pytest.raises(ValueError, match="epilogue"):
+        K.lrelu_conv1d_triton(x, w, epilogue="relu")
+    with pytest.raises(ValueError, match="dilation"):
+        K.lrelu_conv1d_triton(x, w, dilation=0)
+    with pytest.raises(ValueError, match="residual: expected shape"):
+        K.lrelu_conv1d_triton(x, w, residual=torch.randn(1, 5, 8))
+    with pytest.raises(ValueError, match="grad_out: expected shape"):
+        K.lrelu_conv1d_backward_triton(torch.randn(1, 5, 8), x, w, None, 1, SLOPE, "none")
+
+
+def test_compiles_for_a_gpu_without_one():
+    """Without TRITON_INTERPRET the module imports on a GPU-less machine (autotuned kernels), and the
+    kernels lower to PTX for sm_90: catches what only the compiler rejects (the interpreter is lenient)."""
+    script = textwrap.dedent("""
+        import os
+        os.environ.pop("TRITON_INTERPRET", None)
+        import triton, triton.language as tl
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+        import vocoder_ext.kernels.lrelu_conv1d as L
+        assert not L.INTERPRET and isinstance(L.conv_kernel, triton.runtime.Autotuner)
+
+        def compile(fn, pointers, constexprs):
+            sig = {n: "constexpr" if p.is_constexpr else pointers.get(n, "fp32" if n == "slope" else "i32")
+                   for n, p in zip(fn.arg_names, fn.params)}
+            src = ASTSource(fn=fn, signature=sig,
+                            constexprs={(fn.arg_names.index(n),): v for n, v in constexprs.items()})
+            triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "num_stages": 3})
+
+        blocks = dict(BLOCK_CO=64, BLOCK_CI=32, BLOCK_T=64)
+        for epilogue, add_e, dot in [("tanh", True, tl.float32), ("tanh_grad", False, tl.float16),
+                                     ("lrelu_grad", False, tl.bfloat16)]:
+            compile(L._conv_kernel,
+                    dict(x_ptr="*bf16", w_ptr="*bf16", b_ptr="*bf16", e_ptr="*fp16", y_ptr="*fp32"),
+                    dict(PROLOGUE_LRELU=epilogue != "lrelu_grad", HAS_BIAS=True, EPILOGUE=epilogue,
+                         ADD_E=add_e, DOT_DTYPE=dot, **blocks))
+        compile(L._grad_weight_kernel, dict(g_ptr="*fp32", x_ptr="*bf16", gw_ptr="*bf16", gb_ptr="*bf16"),
+                dict(HAS_BIAS=True, DOT_DTYPE=tl.bfloat16, **blocks))
+        print("compiled")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
