@@ -1,5 +1,10 @@
 import os
 
+# Triton reads this when it is imported (its own tl.* helpers are jitted then) and when a kernel is
+# decorated, so it must be set before anything imports triton (torch.compile does): the Triton kernels
+# run through the interpreter on CPU tensors in this whole test session.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 import torch
 

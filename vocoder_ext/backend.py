@@ -1,11 +1,13 @@
 """Which backend serves which op on which device.
 
 Backends: "cpp" (csrc/cpu, CPU tensors), "cuda" (csrc/cuda, CUDA tensors), "triton" (kernels/,
-CUDA tensors), "eager" (the op's *_ref, plain PyTorch, the ground truth).
+CUDA tensors; CPU tensors too under TRITON_INTERPRET=1, which is how the tests run it), "eager" (the
+op's *_ref, plain PyTorch, the ground truth).
 `VOCODER_EXT_BACKEND=auto|cpp|cuda|triton|eager` forces one; `auto` (default) takes the fastest
 available for the device. A forced backend that cannot serve raises; `auto` falling back to the
 eager reference warns once per (op, device type) saying why.
 """
+import importlib.util
 import os
 import warnings
 
@@ -17,6 +19,9 @@ BACKENDS = ("auto", "cpp", "cuda", "triton", "eager")
 _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 _KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}  # compiled kernels registered per dispatch key
 OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d", "resblock")
+TRITON_OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d")  # ops with Triton kernels in vocoder_ext.kernels
+_TRITON_CHAINS = {"resblock": "lrelu_conv1d"}  # served on Triton as a chain of this op
+PYTHON_CUDA_KERNELS = set()  # ops whose CUDA dispatch key holds a Python (Triton) kernel, not a compiled one
 _warned = set()
 
 
@@ -30,8 +35,27 @@ def requested():
 
 def _has_compiled_kernel(op, device_type):
     key = _DISPATCH_KEY.get(device_type)
+    if device_type == "cuda" and op in PYTHON_CUDA_KERNELS:
+        return False
     return (_extension.loaded and key is not None
             and torch._C._dispatch_has_kernel_for_dispatch_key(f"vocoder_ext::{op}", key))
+
+
+def triton_problem(op, device_type):
+    """None when the Triton kernels can serve `op` on `device_type` tensors now, else why not."""
+    op = _TRITON_CHAINS.get(op, op)
+    if op not in TRITON_OPS:
+        return f"no Triton kernel for {op} yet"
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed"
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    if device_type == "cpu":
+        return None if interpreted else "Triton runs on CPU tensors only under TRITON_INTERPRET=1"
+    if device_type == "cuda":
+        if interpreted:
+            return "TRITON_INTERPRET=1 runs Triton on CPU tensors only"
+        return None if torch.cuda.is_available() else "no CUDA device"
+    return f"no Triton path for device type {device_type!r}"
 
 
 def _why_no_kernel(op, device_type):
@@ -50,6 +74,8 @@ def resolve(op, device_type):
     if want == "auto":
         if _has_compiled_kernel(op, device_type):
             return _KERNEL_BACKEND[device_type], None
+        if device_type == "cuda" and triton_problem(op, device_type) is None:
+            return "triton", None
         return "eager", _why_no_kernel(op, device_type)
     if want in ("cpp", "cuda"):
         if _KERNEL_BACKEND.get(device_type) != want:
@@ -58,7 +84,10 @@ def resolve(op, device_type):
         if not _has_compiled_kernel(op, device_type):
             raise RuntimeError(f"VOCODER_EXT_BACKEND={want} cannot serve {op}: {_why_no_kernel(op, device_type)}")
         return want, None
-    raise RuntimeError(f"VOCODER_EXT_BACKEND=triton cannot serve {op}: no Triton kernel for it yet")
+    why = triton_problem(op, device_type)
+    if why:
+        raise RuntimeError(f"VOCODER_EXT_BACKEND=triton cannot serve {op} on {device_type} tensors: {why}")
+    return "triton", None
 
 
 def use_registered_op(op, device_type):

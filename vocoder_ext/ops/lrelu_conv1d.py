@@ -3,6 +3,8 @@
 Shapes (channels first): x [B, C_in, T], weight [C_out, C_in, K] (K odd), bias [C_out] or None,
 residual [B, C_out, T] or None -> y [B, C_out, T].
 """
+import importlib.util
+
 import torch
 import torch.nn.functional as F
 
@@ -65,9 +67,45 @@ def lrelu_conv1d(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epi
     x, weight, bias, residual = autocast_inputs(x, weight, bias, residual)
     _check(x, weight, bias, dilation, slope, residual, epilogue)
     slope = float(slope)
+    if x.device.type == "cpu" and backend.requested() == "triton":
+        backend.resolve("lrelu_conv1d", "cpu")  # raises unless TRITON_INTERPRET=1 and triton is installed
+        return _InterpretedTriton.apply(x, weight, bias, dilation, slope, residual, epilogue)
     if backend.use_registered_op("lrelu_conv1d", x.device.type):
         return torch.ops.vocoder_ext.lrelu_conv1d(x, weight, bias, dilation, slope, residual, epilogue)
     return lrelu_conv1d_ref(x, weight, bias, dilation, slope, residual, epilogue)
+
+
+class _InterpretedTriton(torch.autograd.Function):
+    """The Triton kernels on CPU tensors, through the Triton interpreter (VOCODER_EXT_BACKEND=triton with
+    TRITON_INTERPRET=1: how the tests run the GPU code without a GPU). The registered op's CPU key belongs
+    to the C++ kernel, so this path has its own autograd; on CUDA the kernels are the op's CUDA kernel."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, dilation, slope, residual, epilogue):
+        from ..kernels.lrelu_conv1d import lrelu_conv1d_triton
+        ctx.save_for_backward(x, weight, bias)
+        ctx.args = (dilation, slope, epilogue)
+        ctx.has_residual = residual is not None
+        return lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from ..kernels.lrelu_conv1d import lrelu_conv1d_backward_triton
+        x, weight, bias = ctx.saved_tensors
+        grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad, x, weight, bias, *ctx.args)
+        return grad_x, grad_w, grad_b, None, None, grad if ctx.has_residual else None, None
+
+
+def _triton_forward(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
+    from ..kernels.lrelu_conv1d import lrelu_conv1d_triton
+    return lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue)
+
+
+def _triton_backward(grad_out, x, weight, bias, dilation, slope, epilogue):
+    from ..kernels.lrelu_conv1d import lrelu_conv1d_backward_triton
+    grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad_out.contiguous(), x, weight, bias, dilation,
+                                                          slope, epilogue)
+    return grad_x, grad_w, grad_b if grad_b is not None else grad_out.new_zeros(weight.shape[0])
 
 
 def _register():
@@ -97,6 +135,12 @@ def _register():
                 grad if ctx.has_residual else None, None)
 
     torch.library.register_autograd(lib, backward, setup_context=setup_context)
+
+    # CUDA tensors run the Triton kernels (imported on first call) when triton is installed.
+    if importlib.util.find_spec("triton") is not None:
+        torch.library.impl(lib, "CUDA")(_triton_forward)
+        torch.library.impl(lib + "_backward", "CUDA")(_triton_backward)
+        backend.PYTHON_CUDA_KERNELS.update({"lrelu_conv1d", "lrelu_conv1d_backward"})
 
 
 if _extension.loaded:

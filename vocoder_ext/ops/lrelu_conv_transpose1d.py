@@ -3,6 +3,8 @@
 Shapes: x [B, C_in, T], weight [C_in, C_out, K], bias [C_out] or None
 -> y [B, C_out, (T-1)*stride - 2*padding + K].
 """
+import importlib.util
+
 import torch
 import torch.nn.functional as F
 
@@ -48,9 +50,42 @@ def lrelu_conv_transpose1d(x, weight, bias=None, stride=1, padding=0, slope=0.1)
     x, weight, bias = autocast_inputs(x, weight, bias)
     _check(x, weight, bias, stride, padding)
     slope = float(slope)
+    if x.device.type == "cpu" and backend.requested() == "triton":
+        backend.resolve("lrelu_conv_transpose1d", "cpu")  # raises unless TRITON_INTERPRET=1 and triton is installed
+        return _InterpretedTriton.apply(x, weight, bias, stride, padding, slope)
     if backend.use_registered_op("lrelu_conv_transpose1d", x.device.type):
         return torch.ops.vocoder_ext.lrelu_conv_transpose1d(x, weight, bias, stride, padding, slope)
     return lrelu_conv_transpose1d_ref(x, weight, bias, stride, padding, slope)
+
+
+class _InterpretedTriton(torch.autograd.Function):
+    """The Triton kernels on CPU tensors through the Triton interpreter (VOCODER_EXT_BACKEND=triton with
+    TRITON_INTERPRET=1); see ops/lrelu_conv1d.py. On CUDA the kernels are the registered op's CUDA kernel."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, slope):
+        from ..kernels.lrelu_conv_transpose1d import lrelu_conv_transpose1d_triton
+        ctx.save_for_backward(x, weight)
+        ctx.args = (stride, padding, slope)
+        ctx.has_bias = bias is not None
+        return lrelu_conv_transpose1d_triton(x, weight, bias, stride, padding, slope)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from ..kernels.lrelu_conv_transpose1d import lrelu_conv_transpose1d_backward_triton
+        x, weight = ctx.saved_tensors
+        grad_x, grad_w, grad_b = lrelu_conv_transpose1d_backward_triton(grad, x, weight, *ctx.args)
+        return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None
+
+
+def _triton_forward(x, weight, bias, stride, padding, slope=0.1):
+    from ..kernels.lrelu_conv_transpose1d import lrelu_conv_transpose1d_triton
+    return lrelu_conv_transpose1d_triton(x, weight, bias, stride, padding, slope)
+
+
+def _triton_backward(grad_out, x, weight, stride, padding, slope):
+    from ..kernels.lrelu_conv_transpose1d import lrelu_conv_transpose1d_backward_triton
+    return lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding, slope)
 
 
 def _register():
@@ -78,6 +113,12 @@ def _register():
         return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None
 
     torch.library.register_autograd(lib, backward, setup_context=setup_context)
+
+    # CUDA tensors run the Triton kernels (imported on first call) when triton is installed.
+    if importlib.util.find_spec("triton") is not None:
+        torch.library.impl(lib, "CUDA")(_triton_forward)
+        torch.library.impl(lib + "_backward", "CUDA")(_triton_backward)
+        backend.PYTHON_CUDA_KERNELS.update({"lrelu_conv_transpose1d", "lrelu_conv_transpose1d_backward"})
 
 
 if _extension.loaded:

@@ -72,7 +72,10 @@ def resblock(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=
     _check(x, weights, biases, dilations, group, accum)
     tensors = [x, *weights, *biases] + ([accum] if accum is not None else [])
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if (not needs_grad and x.dtype == torch.float32 and _fused_block_pays(x.shape[1], weights[0].shape[-1], dilations)
+    # The whole-block kernel is C++ (CPU); elsewhere, and on the Triton backend, the block is the chain of
+    # lrelu_conv1d ops, each on its own kernel.
+    if (not needs_grad and x.dtype == torch.float32 and x.device.type == "cpu" and backend.requested() != "triton"
+            and _fused_block_pays(x.shape[1], weights[0].shape[-1], dilations)
             and backend.use_registered_op("resblock", x.device.type)):
         return torch.ops.vocoder_ext.resblock(x, weights, biases, dilations, group, float(slope), accum, float(scale))
     return _chain(lrelu_conv1d, x, weights, biases, dilations, group, slope, accum, scale)

@@ -1,0 +1,268 @@
+"""Triton lrelu_conv_transpose1d kernels (forward and backward) vs the eager reference, on CPU via
+TRITON_INTERPRET=1.
+
+Triton decides interpreter vs compiler when @triton.jit runs, i.e. when the kernel module is imported.
+So the variable is set first, and the tests load their own copy of the module under it (a fresh exec of
+the same file, not registered in sys.modules): this works whether or not the module was imported
+earlier in the session, and no other test sees interpreted kernels. The variable is then restored, so
+kernels jitted later in the session (other modules, torch.compile) are not affected, and set again only
+while these tests run (the interpreter also reads it at launch time, e.g. when it lazily imports
+triton.experimental.gluon).
+"""
+import os
+
+_PREVIOUS_TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from vocoder_ext.ops.lrelu_conv_transpose1d import (lrelu_conv_transpose1d_backward_ref,
+                                                    lrelu_conv_transpose1d_ref)
+
+
+def _load_interpreted_kernels():
+    spec = importlib.util.find_spec("vocoder_ext.kernels.lrelu_conv_transpose1d")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+try:
+    K = _load_interpreted_kernels()
+finally:
+    if _PREVIOUS_TRITON_INTERPRET is None:
+        del os.environ["TRITON_INTERPRET"]
+    else:
+        os.environ["TRITON_INTERPRET"] = _PREVIOUS_TRITON_INTERPRET
+
+assert K.INTERPRET, "the kernel module under test must have been imported with TRITON_INTERPRET=1"
+
+SLOPE = 0.1
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_env(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+class _CountLaunches:
+    """Stands in for a kernel object: records each `kernel[grid](...)` launch, then really launches."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.grids = []
+
+    def __getitem__(self, grid):
+        launch = self.kernel[grid]
+
+        def run(*args, **kwargs):
+            self.grids.append(grid(kwargs) if callable(grid) else grid)
+            return launch(*args, **kwargs)
+        return run
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Count the launches of both kernels (the launchers look them up in the module at call time)."""
+    counters = {"conv": _CountLaunches(K.conv_kernel), "grad_weight": _CountLaunches(K.grad_weight_kernel)}
+    monkeypatch.setattr(K, "conv_kernel", counters["conv"])
+    monkeypatch.setattr(K, "grad_weight_kernel", counters["grad_weight"])
+    return counters
+
+
+def _inputs(batch, c_in, c_out, t_len, k, dtype=torch.float32, bias=True, layout="contiguous"):
+    """Fresh random inputs. layout: "contiguous", "slice" (x cut out of a bigger tensor along C and T),
+    or "transposed" (x stored [B, T, C], so its time stride is not 1)."""
+    if layout == "slice":
+        x = torch.randn(batch, c_in + 3, t_len + 5, dtype=dtype)[:, 1:1 + c_in, 2:2 + t_len]
+    elif layout == "transposed":
+        x = torch.randn(batch, t_len, c_in, dtype=dtype).transpose(1, 2)
+    else:
+        x = torch.randn(batch, c_in, t_len, dtype=dtype)
+    w = (torch.randn(c_in, c_out, k) / (c_in * k) ** 0.5).to(dtype)
+    b = torch.randn(c_out, dtype=dtype) if bias else None
+    return x, w, b
+
+
+def _t_out(t_in, k, s, p):
+    return (t_in - 1) * s - 2 * p + k
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def _assert_close_fp32(actual, expected):
+    """fp32: within 1e-5 relative, measured against the tensor's scale (elements near 0 are noise)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * max(scale, 1e-6))
+
+
+# (batch, C_in, C_out, T_in, K, stride, padding, bias, layout)
+# HiFi-GAN's (16, 8, 4), (4, 2, 1), (8, 4, 2), plus (3, 1, 1) and (5, 3, 0). The interpreter config has
+# 16-wide channel tiles and 32-wide time tiles: 17..20 channels and T_out up to 76 run every loop and
+# mask across several blocks; T_in = 1 leaves most taps of most outputs cropped or off the stride grid.
+CASES = [
+    (1, 20, 18, 1, 16, 8, 4, True, "contiguous"),
+    (3, 17, 20, 7, 16, 8, 4, False, "slice"),
+    (1, 20, 18, 19, 4, 2, 1, True, "contiguous"),
+    (3, 19, 17, 7, 4, 2, 1, True, "transposed"),
+    (3, 18, 20, 7, 8, 4, 2, True, "slice"),
+    (1, 20, 17, 19, 8, 4, 2, False, "contiguous"),
+    (3, 20, 18, 19, 3, 1, 1, True, "slice"),
+    (1, 17, 20, 7, 5, 3, 0, True, "contiguous"),
+    (3, 20, 18, 1, 5, 3, 0, False, "transposed"),
+]
+
+
+def _case_id(case):
+    batch, c_in, c_out, t_len, k, s, p, bias, layout = case
+    return f"B{batch}-ci{c_in}-co{c_out}-T{t_len}-K{k}-s{s}-p{p}-{'bias' if bias else 'nobias'}-{layout}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_forward_and_backward_fp32_match_reference(case, launches):
+    batch, c_in, c_out, t_len, k, s, p, bias, layout = case
+    x, w, b = _inputs(batch, c_in, c_out, t_len, k, bias=bias, layout=layout)
+    t_out = _t_out(t_len, k, s, p)
+
+    y = K.lrelu_conv_transpose1d_triton(x, w, b, s, p, SLOPE)
+    assert y.shape == (batch, c_out, t_out)
+    assert launches["conv"].grids == [(_cdiv(t_out, 32), _cdiv(c_out, 16), batch)]  # y came from Triton
+    _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE))
+
+    g = torch.randn(batch, c_out, t_out)
+    if layout != "contiguous":
+        g = torch.randn(batch, c_out, 2 * t_out)[:, :, ::2]  # a strided upstream gradient too
+    grads = K.lrelu_conv_transpose1d_backward_triton(g, x, w, s, p, SLOPE)
+    expected = lrelu_conv_transpose1d_backward_ref(g, x, w, s, p, SLOPE)
+    # One conv launch for grad_x (over T_in, C_in), then one grad_w + grad_b reduction.
+    assert launches["conv"].grids[1:] == [(_cdiv(t_len, 32), _cdiv(c_in, 16), batch)]
+    assert launches["grad_weight"].grids == [(_cdiv(c_in, 16), _cdiv(c_out, 16), k)]
+    for out, ref in zip(grads, expected):
+        _assert_close_fp32(out, ref)
+
+
+# (batch, C_in, C_out, T_in, K, stride, padding, bias)
+LOW_PRECISION_CASES = [
+    (3, 20, 18, 7, 16, 8, 4, True),
+    (1, 18, 20, 19, 4, 2, 1, False),
+    (3, 20, 17, 7, 8, 4, 2, True),
+]
+
+
+def _max_err(out, ref64):
+    return (out.double() - ref64).abs().max().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=lambda c: _case_id(c + ("contiguous",)))
+def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
+    """Kernel error vs an fp64 reference (on the same rounded inputs) <= 2x eager PyTorch's + 0.1 ulp."""
+    batch, c_in, c_out, t_len, k, s, p, bias = case
+    x, w, b = _inputs(batch, c_in, c_out, t_len, k, dtype=dtype, bias=bias)
+    g = torch.randn(batch, c_out, _t_out(t_len, k, s, p), dtype=dtype)
+
+    def f64(t):
+        return t.double() if t is not None else None
+
+    def check(name, out, eager, ref64):
+        assert out.dtype == dtype, name
+        err, eager_err = _max_err(out, ref64), _max_err(eager, ref64)
+        atol = 0.1 * torch.finfo(dtype).eps * ref64.abs().max().item()  # a tenth of an ulp at the scale
+        assert err <= 2 * eager_err + atol, f"{name}: kernel error {err:.3g}, eager {eager_err:.3g}"
+
+    y = K.lrelu_conv_transpose1d_triton(x, w, b, s, p, SLOPE)
+    check("y", y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE),
+          lrelu_conv_transpose1d_ref(f64(x), f64(w), f64(b), s, p, SLOPE))
+
+    grads = K.lrelu_conv_transpose1d_backward_triton(g, x, w, s, p, SLOPE)
+    eager = lrelu_conv_transpose1d_backward_ref(g, x, w, s, p, SLOPE)
+    ref64 = lrelu_conv_transpose1d_backward_ref(f64(g), f64(x), f64(w), s, p, SLOPE)
+    for name, out, e, r64 in zip(("grad_x", "grad_w", "grad_b"), grads, eager, ref64):
+        check(name, out, e, r64)
+    assert len(launches["conv"].grids) == 2 and len(launches["grad_weight"].grids) == 1  # from the kernels
+
+
+def test_packed_weight_is_reused_and_checked(launches):
+    x, w, b = _inputs(3, 20, 18, 7, 8)
+    packed = K.pack_weight(w)
+    assert packed.shape == (8, 18, 20) and packed.is_contiguous()
+    y = K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE, packed=packed)
+    _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
+    assert len(launches["conv"].grids) == 1
+    with pytest.raises(ValueError, match="packed: expected pack_weight"):
+        K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE, packed=w)
+
+
+def test_bad_inputs_raise_clear_errors():
+    x, w, b = _inputs(1, 4, 5, 9, 4)
+    g = torch.randn(1, 5, _t_out(9, 4, 2, 1))
+    with pytest.raises(TypeError, match="x: expected a torch.Tensor"):
+        K.lrelu_conv_transpose1d_triton(x.numpy(), w)
+    with pytest.raises(ValueError, match="x: expected a 3-D tensor"):
+        K.lrelu_conv_transpose1d_triton(x[0], w)
+    with pytest.raises(TypeError, match="supports"):
+        K.lrelu_conv_transpose1d_triton(x.double(), w.double())
+    with pytest.raises(TypeError, match="weight: expected dtype torch.float32"):
+        K.lrelu_conv_transpose1d_triton(x, w.half())
+    with pytest.raises(TypeError, match="bias: expected dtype torch.float32"):
+        K.lrelu_conv_transpose1d_triton(x, w, b.half())
+    with pytest.raises(ValueError, match="bias: expected shape"):
+        K.lrelu_conv_transpose1d_triton(x, w, torch.randn(4))
+    with pytest.raises(ValueError, match=r"weight: expected shape \(4, C_out, K\)"):
+        K.lrelu_conv_transpose1d_triton(x, torch.randn(5, 4, 4))  # a Conv1d-layout weight
+    with pytest.raises(ValueError, match="stride: expected an int >= 1"):
+        K.lrelu_conv_transpose1d_triton(x, w, stride=0)
+    with pytest.raises(ValueError, match="padding: expected an int >= 0"):
+        K.lrelu_conv_transpose1d_triton(x, w, padding=-1)
+    with pytest.raises(ValueError, match="T_out=0 < 1"):
+        K.lrelu_conv_transpose1d_triton(x[:, :, :1], torch.randn(4, 5, 2), stride=1, padding=1)
+    with pytest.raises(ValueError, match="grad_out: expected shape"):
+        K.lrelu_conv_transpose1d_backward_triton(g[:, :, :-1], x, w, 2, 1, SLOPE)
+    with pytest.raises(ValueError, match="grad_out: expected shape"):
+        K.lrelu_conv_transpose1d_backward_triton(g.half(), x, w, 2, 1, SLOPE)
+    with pytest.raises(ValueError, match="stride: expected an int >= 1"):
+        K.lrelu_conv_transpose1d_backward_triton(g, x, w, 0, 1, SLOPE)
+
+
+def test_compiles_for_a_gpu_without_one():
+    """Without TRITON_INTERPRET the module imports on a GPU-less machine (autotuned kernels), and the
+    kernels lower to PTX for sm_90: catches what only the compiler rejects (the interpreter is lenient)."""
+    script = textwrap.dedent("""
+        import os
+        os.environ.pop("TRITON_INTERPRET", None)
+        import triton, triton.language as tl
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+        import vocoder_ext.kernels.lrelu_conv_transpose1d as L
+        assert not L.INTERPRET and isinstance(L.conv_kernel, triton.runtime.Autotuner)
+
+        def compile(fn, pointers, constexprs):
+            sig = {n: "constexpr" if p.is_constexpr else pointers.get(n, "fp32" if n == "slope" else "i32")
+                   for n, p in zip(fn.arg_names, fn.params)}
+            src = ASTSource(fn=fn, signature=sig,
+                            constexprs={(fn.arg_names.index(n),): v for n, v in constexprs.items()})
+            triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "num_stages": 3})
+
+        blocks = dict(BLOCK_CO=64, BLOCK_CI=32, BLOCK_T=64)
+        for transposed, dot in [(True, tl.bfloat16), (False, tl.float16)]:
+            compile(L._conv_kernel,
+                    dict(x_ptr="*bf16", w_ptr="*bf16", b_ptr="*bf16", e_ptr="*bf16", y_ptr="*bf16"),
+                    dict(TRANSPOSED=transposed, PROLOGUE_LRELU=transposed, HAS_BIAS=transposed,
+                         LRELU_GRAD=not transposed, DOT_DTYPE=dot, **blocks))
+        compile(L._grad_weight_kernel, dict(g_ptr="*fp32", x_ptr="*fp32", gw_ptr="*fp32", gb_ptr="*fp32"),
+                dict(DOT_DTYPE=tl.float32, **blocks))
+        print("compiled")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
