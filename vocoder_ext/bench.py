@@ -17,6 +17,10 @@ OUT/bench.json (with the settings and the machine):
   gan    the recipe's whole training step (train.hifigan: discriminator step + generator step), eager vs
          --fused: step time, steps/s, peak memory. Needs the `train` package (run from the repo root).
 
+--static runs none of these, only the static GPU resource report of the Triton kernels (registers,
+shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
+ptxas -v; no GPU needed): OUT/static.md and OUT/static.json, see vocoder_ext/static_report.py.
+
 How it times: every engine first runs --warmup times (torch.compile compiles then; that time is kept
 in the JSON as `first_call_s`, never in the medians). Then come --repeats rounds; each round runs every
 engine once, one after the other (round-robin), so slow drifts of a shared machine hit all engines
@@ -95,6 +99,10 @@ def add_arguments(p):
     only = p.add_mutually_exclusive_group()
     only.add_argument("--ops-only", action="store_true", help="only the op tables")
     only.add_argument("--e2e-only", action="store_true", help="only the end-to-end tables (inference, training)")
+    only.add_argument("--static", action="store_true",
+                      help="only the static GPU resource report of the Triton kernels (registers, shared "
+                           "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
+                           "needed): OUT/static.md and OUT/static.json (vocoder_ext/static_report.py)")
     p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
@@ -110,6 +118,10 @@ def main(argv=None):
 
 
 def run(args):
+    if getattr(args, "static", False):
+        from .static_report import run_static
+        run_static(args.out)
+        return
     settings = resolve_settings(args)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings["threads"])

@@ -1,0 +1,454 @@
+"""Static GPU resource report of the Triton kernels in vocoder_ext.kernels (no GPU needed).
+
+`python -m vocoder_ext bench --static` (or `python -m vocoder_ext.static_report`) compiles every
+@triton.jit kernel ahead of time, for each autotune config of its launcher (_CONV_CONFIGS /
+_GRAD_WEIGHT_CONFIGS: block sizes, num_warps, num_stages), each constexpr variant the launchers
+actually use, each operand dtype (fp32, fp16: DOT_DTYPE and the pointer dtypes follow it, as in the
+launchers) and each target (sm_80, sm_90 -- Triton emits `.target sm_90a` for the latter). The PTX
+goes through `ptxas -v` (the CUDA toolkit's, with the flags Triton itself passes), whose log gives
+registers, static shared memory and spill stores/loads per thread. Triton's own metadata gives the
+dynamic shared memory the launch reserves (`metadata.shared`) and num_warps.
+
+Triton chooses interpreter vs compiler when @triton.jit runs, i.e. when the kernel modules are imported,
+and the test suite sets TRITON_INTERPRET=1 for the whole session. So the compilation always runs in a
+child process (`python -m vocoder_ext.static_report --json ...`) whose environment has no
+TRITON_INTERPRET; `report()` starts it and reads the rows back as JSON. Nothing is cached on disk
+beyond Triton's own cache (the PTX and cubin for ptxas live in a temporary folder, removed after).
+
+A row that fails to compile (or that ptxas rejects) is kept, with the reason in its status column.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGETS = (80, 90)
+DTYPES = ("fp32", "fp16")
+KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d")
+# The same flags Triton's make_cubin passes to its bundled ptxas (plus -v), so the numbers are those of
+# the cubin a launch would load (up to the ptxas version).
+PTXAS_FLAGS = ("-lineinfo", "--regAllocOptLevel=2", "-v")
+# Per-job limit of the child process as a whole, in seconds per job (compile + ptxas), plus a floor.
+CHILD_TIMEOUT_PER_JOB_S = 60
+CHILD_TIMEOUT_MIN_S = 300
+
+
+# ------------------------------------------------------------------------------------------ variants
+
+def _variants():
+    """(module, kernel, variant, pointer dtypes for operand dtype d, constexprs for d, dtypes) per variant.
+
+    The constexpr flags are the ones the launchers pass (kernels/*.py: _launch_conv and the backward
+    functions). HAS_BIAS is True where the launcher may pass a bias (HiFi-GAN's convs all have one: the
+    heavier variant). Pointer dtypes: "d" stands for the operand dtype; fp32 buffers that the launchers
+    use whatever the dtype (the tanh gradient g) are spelled out.
+    """
+    conv1d_ptrs = ("x_ptr", "w_ptr", "b_ptr", "e_ptr", "y_ptr")
+    return [
+        # kernels/lrelu_conv1d.py, _launch_conv from lrelu_conv1d_triton / lrelu_conv1d_backward_triton.
+        ("lrelu_conv1d", "_conv_kernel", "fwd", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(PROLOGUE_LRELU=True, HAS_BIAS=True, EPILOGUE="none", ADD_E=False), DTYPES),
+        ("lrelu_conv1d", "_conv_kernel", "fwd+residual", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(PROLOGUE_LRELU=True, HAS_BIAS=True, EPILOGUE="none", ADD_E=True), DTYPES),
+        ("lrelu_conv1d", "_conv_kernel", "fwd tanh", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(PROLOGUE_LRELU=True, HAS_BIAS=True, EPILOGUE="tanh", ADD_E=False), DTYPES),
+        # backward through tanh: g (fp32) = grad_out * (1 - tanh(conv(x))^2)
+        ("lrelu_conv1d", "_conv_kernel", "bwd tanh_grad", {**dict.fromkeys(conv1d_ptrs, "d"), "y_ptr": "fp32"},
+         dict(PROLOGUE_LRELU=True, HAS_BIAS=True, EPILOGUE="tanh_grad", ADD_E=False), DTYPES),
+        # grad_x: conv over g (= grad_out, dtype d) with flipped weights, times leaky'(x)
+        ("lrelu_conv1d", "_conv_kernel", "bwd grad_x", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(PROLOGUE_LRELU=False, HAS_BIAS=False, EPILOGUE="lrelu_grad", ADD_E=False), DTYPES),
+        # ... after a tanh epilogue g is fp32 (for fp32 operands that is the row above)
+        ("lrelu_conv1d", "_conv_kernel", "bwd grad_x (g fp32)", {**dict.fromkeys(conv1d_ptrs, "d"), "x_ptr": "fp32"},
+         dict(PROLOGUE_LRELU=False, HAS_BIAS=False, EPILOGUE="lrelu_grad", ADD_E=False), ("fp16",)),
+        ("lrelu_conv1d", "_grad_weight_kernel", "bwd grad_w+b",
+         dict(g_ptr="d", x_ptr="d", gw_ptr="d", gb_ptr="d"), dict(HAS_BIAS=True), DTYPES),
+        ("lrelu_conv1d", "_grad_weight_kernel", "bwd grad_w+b (g fp32)",
+         dict(g_ptr="fp32", x_ptr="d", gw_ptr="d", gb_ptr="d"), dict(HAS_BIAS=True), ("fp16",)),
+        # kernels/lrelu_conv_transpose1d.py
+        ("lrelu_conv_transpose1d", "_conv_kernel", "fwd", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(TRANSPOSED=True, PROLOGUE_LRELU=True, HAS_BIAS=True, LRELU_GRAD=False), DTYPES),
+        ("lrelu_conv_transpose1d", "_conv_kernel", "bwd grad_x", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(TRANSPOSED=False, PROLOGUE_LRELU=False, HAS_BIAS=False, LRELU_GRAD=True), DTYPES),
+        ("lrelu_conv_transpose1d", "_grad_weight_kernel", "bwd grad_w+b",
+         dict(g_ptr="d", x_ptr="d", gw_ptr="d", gb_ptr="d"), {}, DTYPES),
+    ]
+
+
+_CONFIG_LISTS = {"_conv_kernel": "_CONV_CONFIGS", "_grad_weight_kernel": "_GRAD_WEIGHT_CONFIGS"}
+
+
+def jobs(kernel_modules, first_config_only=False, targets=TARGETS, dtypes=DTYPES, variant_filter=None):
+    """Every (kernel, variant, dtype, config, target) combination, as JSON-able dicts.
+
+    kernel_modules: {name: imported module of vocoder_ext.kernels} (compiled mode, not interpreted).
+    variant_filter(module, kernel, variant) -> bool keeps a subset.
+    """
+    out = []
+    for module, kernel, variant, pointers, flags, variant_dtypes in _variants():
+        if module not in kernel_modules or (variant_filter and not variant_filter(module, kernel, variant)):
+            continue
+        configs = getattr(kernel_modules[module], _CONFIG_LISTS[kernel])
+        if first_config_only:
+            configs = configs[:1]
+        for dtype in (d for d in variant_dtypes if d in dtypes):
+            for cfg in configs:
+                for target in targets:
+                    out.append(dict(module=module, kernel=kernel, variant=variant, dtype=dtype,
+                                    pointers={n: dtype if v == "d" else v for n, v in pointers.items()},
+                                    flags=dict(flags), blocks=dict(cfg.kwargs), num_warps=cfg.num_warps,
+                                    num_stages=cfg.num_stages, target=target))
+    return out
+
+
+# ------------------------------------------------------------------------------------- ptxas parsing
+
+_ENTRY = re.compile(r"Compiling entry function '([^']+)' for '([^']+)'")
+_REGS = re.compile(r"Used (\d+) registers")
+_SMEM = re.compile(r"(\d+) bytes smem")
+_SPILL = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
+_STACK = re.compile(r"(\d+) bytes stack frame")
+
+
+def parse_ptxas_log(text):
+    """`ptxas -v` stderr -> {function: {arch, registers, smem_bytes, spill_stores, spill_loads, stack_frame}}.
+
+    smem_bytes is the static shared memory ptxas reports (0 when it prints none: Triton's kernels use
+    dynamic shared memory, see Triton's metadata.shared). Byte counts are per thread for spills/stack.
+    """
+    found = {}
+    starts = list(_ENTRY.finditer(text))
+    for i, m in enumerate(starts):
+        block = text[m.end():starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+
+        def first(pattern, group=1, default=None):
+            hit = pattern.search(block)
+            return int(hit.group(group)) if hit else default
+
+        found[m.group(1)] = dict(arch=m.group(2), registers=first(_REGS), smem_bytes=first(_SMEM, default=0),
+                                 spill_stores=first(_SPILL, 1, 0), spill_loads=first(_SPILL, 2, 0),
+                                 stack_frame=first(_STACK, default=0))
+    return found
+
+
+def find_ptxas():
+    """$PTXAS, else the CUDA toolkit's (CUDA_HOME or /usr/local/cuda), else ptxas on PATH; None if none."""
+    candidates = [os.environ.get("PTXAS")]
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            candidates.append(os.path.join(home, "bin", "ptxas"))
+    candidates.append(shutil.which("ptxas"))
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def ptxas_version(ptxas):
+    try:
+        done = subprocess.run([ptxas, "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except OSError as e:
+        return f"unavailable ({e})"
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return lines[-2].strip() if len(lines) >= 2 else (lines[-1].strip() if lines else "unknown")
+
+
+# ------------------------------------------------------------------------- compiling (child process)
+
+def _short(exc):
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    line = next((t for t in text if "error" in t.lower()), text[0] if text else type(exc).__name__)
+    return line[:200].replace("|", "/")
+
+
+def _compile_one(job, ptxas):
+    """One job -> its row (job fields + status and the numbers). Runs without TRITON_INTERPRET."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    import triton.language as tl
+
+    module = sys.modules[f"vocoder_ext.kernels.{job['module']}"]
+    fn = getattr(module, job["kernel"])
+    dot = {"fp32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16}[job["dtype"]]
+    constexprs = {**job["flags"], "DOT_DTYPE": dot, **job["blocks"]}
+    # Pointers by the variant; `slope` is the one float scalar; every other runtime argument is an int32.
+    signature = {n: "constexpr" if p.is_constexpr else
+                 ("*" + job["pointers"][n] if n in job["pointers"] else "fp32" if n == "slope" else "i32")
+                 for n, p in zip(fn.arg_names, fn.params)}
+    missing = [n for n, p in zip(fn.arg_names, fn.params) if p.is_constexpr and n not in constexprs]
+    row = {k: v for k, v in job.items() if k != "pointers"}
+    row.update(status="ok", registers=None, smem_bytes=None, ptxas_smem_bytes=None, spill_stores=None,
+               spill_loads=None, stack_frame=None, triton_num_warps=None, ptxas_arch=None)
+    if missing:
+        row["status"] = f"not compiled: no value for constexpr {', '.join(missing)}"
+        return row
+    start = time.perf_counter()
+    try:
+        src = ASTSource(fn=fn, signature=signature,
+                        constexprs={(fn.arg_names.index(n),): v for n, v in constexprs.items()})
+        compiled = triton.compile(src, target=GPUTarget("cuda", job["target"], 32),
+                                  options={"num_warps": job["num_warps"], "num_stages": job["num_stages"]})
+    except Exception as e:  # noqa: BLE001 -- any compiler error becomes the row's status
+        row["status"] = "compile failed: " + _short(e)
+        return row
+    row["smem_bytes"] = compiled.metadata.shared
+    row["triton_num_warps"] = compiled.metadata.num_warps
+    row["compile_s"] = round(time.perf_counter() - start, 3)
+    ptx = compiled.asm["ptx"]
+    target_line = re.search(r"^\s*\.target\s+(sm_\w+)", ptx, re.M)
+    arch = target_line.group(1) if target_line else f"sm_{job['target']}{'a' if job['target'] >= 90 else ''}"
+    row["ptxas_arch"] = arch
+    if ptxas is None:
+        row["status"] = "no ptxas"
+        return row
+    with tempfile.TemporaryDirectory(prefix="vocoder_static_") as tmp:
+        ptx_path = os.path.join(tmp, "kernel.ptx")
+        with open(ptx_path, "w") as f:
+            f.write(ptx)
+        try:
+            done = subprocess.run([ptxas, *PTXAS_FLAGS, f"--gpu-name={arch}", ptx_path,
+                                   "-o", os.path.join(tmp, "kernel.cubin")],
+                                  capture_output=True, text=True, timeout=300, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            row["status"] = "ptxas failed: " + _short(e)
+            return row
+    log = done.stderr + done.stdout
+    if done.returncode != 0:
+        errors = [line for line in log.splitlines() if "error" in line.lower()] or log.splitlines()[-1:]
+        row["status"] = "ptxas failed: " + (errors[0][:200].replace("|", "/") if errors else f"rc {done.returncode}")
+        return row
+    parsed = parse_ptxas_log(log)
+    info = parsed.get(compiled.metadata.name) or next(iter(parsed.values()), None)
+    if info is None or info["registers"] is None:
+        row["status"] = "ptxas log not understood"
+        return row
+    row.update(registers=info["registers"], ptxas_smem_bytes=info["smem_bytes"],
+               spill_stores=info["spill_stores"], spill_loads=info["spill_loads"],
+               stack_frame=info["stack_frame"])
+    return row
+
+
+def _import_compiled_kernels():
+    """The kernel modules in compiled mode; refuses to run under the interpreter."""
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        raise RuntimeError("static_report must run without TRITON_INTERPRET (use report(), which starts a "
+                           "child process with it removed)")
+    import importlib
+    mods = {name: importlib.import_module(f"vocoder_ext.kernels.{name}") for name in KERNEL_MODULES}
+    interpreted = [name for name, m in mods.items() if m.INTERPRET]
+    if interpreted:
+        raise RuntimeError(f"kernel modules imported under the Triton interpreter: {interpreted}")
+    return mods
+
+
+def _worker_init():
+    _import_compiled_kernels()
+
+
+def _worker(job, ptxas):
+    try:
+        return _compile_one(job, ptxas)
+    except Exception as e:  # noqa: BLE001 -- never lose a row
+        row = {k: v for k, v in job.items() if k != "pointers"}
+        row["status"] = "failed: " + _short(e)
+        return row
+
+
+def compile_all(job_list, ptxas, workers=1, progress_every=0):
+    """Rows in job order. workers > 1: a process pool (fork; the parent has only imported, not compiled)."""
+    _import_compiled_kernels()
+    rows = []
+
+    def progress(row):
+        rows.append(row)
+        if progress_every and (len(rows) % progress_every == 0 or len(rows) == len(job_list)):
+            print(f"  static report: {len(rows)}/{len(job_list)} compiled", file=sys.stderr, flush=True)
+
+    if workers <= 1 or len(job_list) <= 1:
+        for job in job_list:
+            progress(_worker(job, ptxas))
+        return rows
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                                initializer=_worker_init) as pool:
+        for row in pool.map(_worker, job_list, [ptxas] * len(job_list)):
+            progress(row)
+    return rows
+
+
+def _child_main(args):
+    mods = _import_compiled_kernels()
+    import triton
+    keep = None
+    if args.kernels:
+        wanted = set(args.kernels.split(","))
+        keep = lambda module, kernel, variant: f"{module}.{kernel}" in wanted or module in wanted  # noqa: E731
+    targets = tuple(int(t) for t in args.targets.split(","))
+    dtypes = tuple(args.dtypes.split(","))
+    job_list = jobs(mods, first_config_only=args.first_config, targets=targets, dtypes=dtypes,
+                    variant_filter=keep)
+    if args.variant_per_kernel:  # only the first variant of each kernel: the smoke test
+        first = {}
+        for job in job_list:
+            first.setdefault((job["module"], job["kernel"]), job["variant"])
+        job_list = [job for job in job_list if first[(job["module"], job["kernel"])] == job["variant"]]
+    ptxas = args.ptxas or find_ptxas()
+    start = time.perf_counter()
+    rows = compile_all(job_list, ptxas, workers=args.workers, progress_every=args.progress)
+    result = dict(rows=rows, ptxas=ptxas, ptxas_version=ptxas_version(ptxas) if ptxas else None,
+                  triton_version=triton.__version__, ptxas_flags=list(PTXAS_FLAGS),
+                  wall_s=round(time.perf_counter() - start, 1))
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parent side
+
+def child_env():
+    """This process's environment without TRITON_INTERPRET (and with the repo importable)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def report(first_config=False, targets=TARGETS, dtypes=DTYPES, kernels=None, workers=None,
+           variant_per_kernel=False, ptxas=None, timeout_s=None, progress=0):
+    """Compile in a child process without TRITON_INTERPRET; returns its result dict (rows, versions)."""
+    if workers is None:
+        workers = max(1, min(2, os.cpu_count() or 1))
+    cmd = [sys.executable, "-m", "vocoder_ext.static_report", "--json", "--workers", str(workers),
+           "--targets", ",".join(str(t) for t in targets), "--dtypes", ",".join(dtypes)]
+    if first_config:
+        cmd.append("--first-config")
+    if variant_per_kernel:
+        cmd.append("--variant-per-kernel")
+    if kernels:
+        cmd += ["--kernels", ",".join(kernels)]
+    if ptxas:
+        cmd += ["--ptxas", ptxas]
+    if timeout_s is None:
+        timeout_s = max(CHILD_TIMEOUT_MIN_S, CHILD_TIMEOUT_PER_JOB_S * 250 // workers)
+    if progress:
+        cmd += ["--progress", str(progress)]
+    # The child's stderr (progress lines, Triton warnings) goes through to ours; stdout is the JSON.
+    done = subprocess.run(cmd, env=child_env(), stdout=subprocess.PIPE, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"static report child failed (rc {done.returncode}); its error is on stderr above")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _spills(row):
+    return bool(row.get("spill_stores") or row.get("spill_loads"))
+
+
+def config_label(row):
+    b = row["blocks"]
+    blocks = " ".join(f"{k.replace('BLOCK_', '')}{v}" for k, v in b.items())
+    return f"{blocks} w{row['num_warps']} s{row['num_stages']}"
+
+
+def summary(result):
+    rows = result["rows"]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    spilling = [r for r in ok if _spills(r)]
+    n_kernels = len({(r["module"], r["kernel"]) for r in rows})
+    line = (f"static: {len(rows)} combinations ({n_kernels} kernels x variant x dtype x config x target), "
+            f"{len(ok)} compiled, {len(failed)} failed, {len(spilling)} spill"
+            + (f", max {max(r['registers'] for r in ok)} registers" if ok else ""))
+    return line, spilling, failed
+
+
+def render_markdown(result):
+    from .bench import table  # the bench's own table helper (imported lazily: bench imports torch)
+    rows = result["rows"]
+    headers = ["kernel", "variant", "dtype", "config", "target", "status", "registers", "smem bytes",
+               "spill stores", "spill loads"]
+
+    def cell(v):
+        return "-" if v is None else v
+
+    body = [[f"{r['module']}.{r['kernel']}", r["variant"], r["dtype"], config_label(r),
+             r.get("ptxas_arch") or f"sm_{r['target']}", ("SPILLS" if _spills(r) else "ok")
+             if r.get("status") == "ok" else r.get("status"), cell(r.get("registers")),
+             cell(r.get("smem_bytes")) if not r.get("ptxas_smem_bytes") else
+             f"{r['smem_bytes']} + {r['ptxas_smem_bytes']} static", cell(r.get("spill_stores")),
+             cell(r.get("spill_loads"))] for r in rows]
+    line, spilling, failed = summary(result)
+    parts = [
+        "## Static GPU resources of the Triton kernels (ahead-of-time compile, no GPU)",
+        "",
+        f"Triton {result.get('triton_version')}; ptxas `{result.get('ptxas')}` ({result.get('ptxas_version')}), "
+        f"flags `{' '.join(result.get('ptxas_flags', []))}`. registers and spills (bytes per thread) from "
+        "ptxas -v; smem bytes = the dynamic shared memory Triton reserves (metadata.shared), plus any static "
+        "shared memory ptxas reports. config: block sizes, w = num_warps, s = num_stages.",
+        "",
+        table(headers, body),
+        "",
+        line,
+    ]
+    if spilling:
+        parts += ["", "Spilling (the requirement is that no kernel spills):"]
+        parts += [f"- {r['module']}.{r['kernel']} {r['variant']} {r['dtype']} {config_label(r)} {r['ptxas_arch']}: "
+                  f"{r['registers']} registers, {r['spill_stores']} B spill stores, {r['spill_loads']} B spill loads"
+                  for r in spilling]
+    if failed:
+        parts += ["", "Not compiled:"]
+        parts += [f"- {r['module']}.{r['kernel']} {r['variant']} {r['dtype']} {config_label(r)} sm_{r['target']}: "
+                  f"{r['status']}" for r in failed]
+    return "\n".join(parts)
+
+
+def run_static(out, **kwargs):
+    """`bench --static`: the report on stdout, and OUT/static.md + OUT/static.json."""
+    print("static report: compiling every kernel/variant/config/target ahead of time (no GPU) ...",
+          file=sys.stderr, flush=True)
+    kwargs.setdefault("progress", 20)
+    result = report(**kwargs)
+    markdown = render_markdown(result)
+    print(markdown)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "static.md"), "w") as f:
+        f.write(markdown + "\n")
+    line, spilling, failed = summary(result)
+    with open(os.path.join(out, "static.json"), "w") as f:
+        json.dump({**result, "summary": line, "n_spilling": len(spilling), "n_failed": len(failed)}, f, indent=2)
+        f.write("\n")
+    print(f"\nwrote static.md and static.json to {out}", file=sys.stderr)
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vocoder_ext.static_report", description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true",
+                   help="compile here (must run without TRITON_INTERPRET) and print the rows as JSON")
+    p.add_argument("--first-config", action="store_true", help="only the first autotune config of each kernel")
+    p.add_argument("--variant-per-kernel", action="store_true", help="only the first variant of each kernel")
+    p.add_argument("--targets", default=",".join(str(t) for t in TARGETS), help="compute capabilities (80,90)")
+    p.add_argument("--dtypes", default=",".join(DTYPES), help="operand dtypes (fp32,fp16)")
+    p.add_argument("--kernels", help="subset: module or module.kernel names, comma-separated")
+    p.add_argument("--workers", type=int, default=1, help="parallel compile processes")
+    p.add_argument("--progress", type=int, default=0, help="with --json: a progress line on stderr every N rows")
+    p.add_argument("--ptxas", help="ptxas binary (default: $PTXAS, the CUDA toolkit's, or PATH)")
+    p.add_argument("--out", default=os.path.join("out", "bench"), help="folder for static.md/json (not --json)")
+    args = p.parse_args(argv)
+    if args.json:
+        return _child_main(args)
+    run_static(args.out, first_config=args.first_config, targets=tuple(int(t) for t in args.targets.split(",")),
+               dtypes=tuple(args.dtypes.split(",")), kernels=args.kernels.split(",") if args.kernels else None,
+               workers=args.workers, variant_per_kernel=args.variant_per_kernel, ptxas=args.ptxas)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
