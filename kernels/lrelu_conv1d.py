@@ -22,19 +22,15 @@ On a GPU the kernels are wrapped in triton.autotune. Under the Triton interprete
 CPU tensors, used by the tests) they run with one fixed config, because multi-config autotuning does not
 work there. The choice is made at import time, like Triton's own choice of interpreter vs compiler.
 """
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-# Triton itself decides interpreter vs compiler when @triton.jit runs, i.e. when this module is imported.
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+from ._launch import INTERPRET, SUPPORTED_DTYPES, dot_dtype, empty_out, finish, meta, tuned
+
 
 EPILOGUES = ("none", "tanh")
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
-_TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
 
 
 # --------------------------------------------------------------------------------------------- kernels
@@ -211,37 +207,8 @@ INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 INTERPRETER_GRAD_WEIGHT_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 
 
-def _tuned(kernel, configs, key):
-    """The kernel as the launchers call it: autotuned on a GPU, plain under the interpreter."""
-    return kernel if INTERPRET else triton.autotune(configs=configs, key=key)(kernel)
-
-
-conv_kernel = _tuned(_conv_kernel, _CONV_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K", "EPILOGUE", "ADD_E"])
-grad_weight_kernel = _tuned(_grad_weight_kernel, _GRAD_WEIGHT_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K"])
-
-
-def _meta(interpreter_config):
-    """Block sizes the launcher passes: the fixed config under the interpreter; the autotuner's on a GPU."""
-    return dict(interpreter_config) if INTERPRET else {}
-
-
-def _empty_out(shape, like):
-    """An output buffer for a kernel whose result the caller returns in like.dtype (see _finish)."""
-    # The interpreter's fp32 -> bf16 cast truncates instead of rounding to nearest even (compiled Triton
-    # rounds), costing up to one bf16 ulp. So under the interpreter bf16 results are written in fp32 and
-    # rounded by torch; on a GPU the kernel stores bf16 itself.
-    dtype = torch.float32 if INTERPRET and like.dtype == torch.bfloat16 else like.dtype
-    return torch.empty(shape, dtype=dtype, device=like.device)
-
-
-def _finish(out, dtype):
-    return out if out is None or out.dtype == dtype else out.to(dtype)
-
-
-def _dot_dtype(dtype):
-    # On a GPU, fp16/bf16 go to the tensor cores as they are (fp32 accumulation). The interpreter has no
-    # bf16 matmul, so there every operand is fp32 (which is also at least as accurate).
-    return tl.float32 if INTERPRET else _TL_DTYPE[dtype]
+conv_kernel = tuned(_conv_kernel, _CONV_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K", "EPILOGUE", "ADD_E"])
+grad_weight_kernel = tuned(_grad_weight_kernel, _GRAD_WEIGHT_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K"])
 
 
 # ------------------------------------------------------------------------------------------ launchers
@@ -310,7 +277,7 @@ def _launch_conv(inp, packed, bias, e, out, dilation, slope, prologue_lrelu, epi
         dilation, dilation * (k - 1) // 2, slope,
         *inp.stride(), *e_strides, *out.stride(),
         PROLOGUE_LRELU=prologue_lrelu, HAS_BIAS=bias is not None, EPILOGUE=epilogue, ADD_E=add_e,
-        DOT_DTYPE=_dot_dtype(dtype), **_meta(INTERPRETER_CONV_CONFIG))
+        DOT_DTYPE=dot_dtype(dtype), **meta(INTERPRETER_CONV_CONFIG))
 
 
 def lrelu_conv1d_triton(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epilogue="none",
@@ -323,10 +290,10 @@ def lrelu_conv1d_triton(x, weight, bias=None, dilation=1, slope=0.1, residual=No
     _check(x, weight, bias, dilation, residual, epilogue, packed)
     if packed is None:
         packed = pack_weight(weight)
-    y = _empty_out((x.shape[0], weight.shape[0], x.shape[2]), x)
+    y = empty_out((x.shape[0], weight.shape[0], x.shape[2]), x)
     _launch_conv(x, packed, bias, residual, y, dilation, float(slope), prologue_lrelu=True,
                  epilogue=epilogue, add_e=residual is not None, dtype=x.dtype)
-    return _finish(y, x.dtype)
+    return finish(y, x.dtype)
 
 
 def lrelu_conv1d_backward_triton(grad_out, x, weight, bias, dilation, slope, epilogue):
@@ -356,12 +323,12 @@ def lrelu_conv1d_backward_triton(grad_out, x, weight, bias, dilation, slope, epi
 
     # grad_x: y's taps read x at t + k*d - pad, so x's gradient gathers g at t - k*d + pad, i.e. the same
     # 'same' conv over g with weights transposed (C_in <-> C_out) and flipped in k. Times leaky'(x).
-    grad_x = _empty_out(x.shape, x)
+    grad_x = empty_out(x.shape, x)
     _launch_conv(g, pack_weight(weight.transpose(0, 1).flip(-1)), None, x, grad_x, dilation, slope,
                  prologue_lrelu=False, epilogue="lrelu_grad", add_e=False, dtype=x.dtype)
 
-    grad_w = _empty_out(weight.shape, x)
-    grad_b = _empty_out(bias.shape, x) if bias is not None else None
+    grad_w = empty_out(weight.shape, x)
+    grad_b = empty_out(bias.shape, x) if bias is not None else None
 
     def grid(meta):
         return (triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"]), k)
@@ -371,5 +338,5 @@ def lrelu_conv1d_backward_triton(grad_out, x, weight, bias, dilation, slope, epi
         batch, c_in, c_out, t_len, k, triton.next_power_of_2(t_len),
         dilation, dilation * (k - 1) // 2, slope,
         *g.stride(), *x.stride(), *grad_w.stride(),
-        HAS_BIAS=grad_b is not None, DOT_DTYPE=_dot_dtype(x.dtype), **_meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
-    return _finish(grad_x, x.dtype), _finish(grad_w, x.dtype), _finish(grad_b, x.dtype)
+        HAS_BIAS=grad_b is not None, DOT_DTYPE=dot_dtype(x.dtype), **meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
+    return finish(grad_x, x.dtype), finish(grad_w, x.dtype), finish(grad_b, x.dtype)

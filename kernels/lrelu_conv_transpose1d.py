@@ -25,23 +25,17 @@ On a GPU the kernels are wrapped in triton.autotune. Under the Triton interprete
 CPU tensors, used by the tests) they run with one fixed config, because multi-config autotuning does not
 work there. The choice is made at import time, as in kernels/lrelu_conv1d.py.
 
-The small helpers below mirror those of kernels/lrelu_conv1d.py and are deliberately not imported from
-it: _empty_out, _dot_dtype and _meta answer for the *importing* module's interpreter mode, and importing
-that module here could register an interpreted copy of it in sys.modules (the tests import this one under
-TRITON_INTERPRET=1).
+The launch helpers (interpreter vs GPU, autotuning, output and dot dtypes) are shared with
+kernels/lrelu_conv1d.py, in kernels/_launch.py.
 """
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-# Triton itself decides interpreter vs compiler when @triton.jit runs, i.e. when this module is imported.
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+from ._launch import INTERPRET, SUPPORTED_DTYPES, dot_dtype, empty_out, finish, meta, tuned
 
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
-_TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+
 
 
 # --------------------------------------------------------------------------------------------- kernels
@@ -205,42 +199,11 @@ INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 INTERPRETER_GRAD_WEIGHT_CONFIG = {"BLOCK_CI": 16, "BLOCK_CO": 16, "BLOCK_T": 32}
 
 
-def _tuned(kernel, configs, key):
-    """The kernel as the launchers call it: autotuned on a GPU, plain under the interpreter."""
-    return kernel if INTERPRET else triton.autotune(configs=configs, key=key)(kernel)
-
-
-conv_kernel = _tuned(_conv_kernel, _CONV_CONFIGS,
+conv_kernel = tuned(_conv_kernel, _CONV_CONFIGS,
                      key=["C_in", "C_out", "T_BUCKET", "K", "conv_stride", "TRANSPOSED"])
-grad_weight_kernel = _tuned(_grad_weight_kernel, _GRAD_WEIGHT_CONFIGS,
+grad_weight_kernel = tuned(_grad_weight_kernel, _GRAD_WEIGHT_CONFIGS,
                             key=["C_in", "C_out", "T_BUCKET", "K", "conv_stride"])
 
-
-def _meta(interpreter_config):
-    """Block sizes the launcher passes: the fixed config under the interpreter; the autotuner's on a GPU."""
-    return dict(interpreter_config) if INTERPRET else {}
-
-
-def _empty_out(shape, like):
-    """An output buffer for a kernel whose result the caller returns in like.dtype (see _finish)."""
-    # The interpreter's fp32 -> bf16 cast truncates instead of rounding to nearest even (compiled Triton
-    # rounds), costing up to one bf16 ulp. So under the interpreter bf16 results are written in fp32 and
-    # rounded by torch; on a GPU the kernel stores bf16 itself.
-    dtype = torch.float32 if INTERPRET and like.dtype == torch.bfloat16 else like.dtype
-    return torch.empty(shape, dtype=dtype, device=like.device)
-
-
-def _finish(out, dtype):
-    return out if out.dtype == dtype else out.to(dtype)
-
-
-def _dot_dtype(dtype):
-    # On a GPU, fp16/bf16 go to the tensor cores as they are (fp32 accumulation). The interpreter has no
-    # bf16 matmul, so there every operand is fp32 (which is also at least as accurate).
-    return tl.float32 if INTERPRET else _TL_DTYPE[dtype]
-
-
-# ------------------------------------------------------------------------------------------ launchers
 
 def out_len(t_in, k, stride, padding):
     """T_out of the transposed conv: (T_in - 1)*stride - 2*padding + K."""
@@ -318,7 +281,7 @@ def _launch_conv(inp, packed, bias, e, out, stride, padding, slope, transposed, 
         stride, padding, slope,
         *inp.stride(), *e_strides, *out.stride(),
         TRANSPOSED=transposed, PROLOGUE_LRELU=transposed, HAS_BIAS=bias is not None,
-        LRELU_GRAD=e is not None, DOT_DTYPE=_dot_dtype(dtype), **_meta(INTERPRETER_CONV_CONFIG))
+        LRELU_GRAD=e is not None, DOT_DTYPE=dot_dtype(dtype), **meta(INTERPRETER_CONV_CONFIG))
 
 
 def lrelu_conv_transpose1d_triton(x, weight, bias=None, stride=1, padding=0, slope=0.1, packed=None):
@@ -330,9 +293,9 @@ def lrelu_conv_transpose1d_triton(x, weight, bias=None, stride=1, padding=0, slo
     t_out = _check(x, weight, bias, stride, padding, packed)
     if packed is None:
         packed = pack_weight(weight)
-    y = _empty_out((x.shape[0], weight.shape[1], t_out), x)
+    y = empty_out((x.shape[0], weight.shape[1], t_out), x)
     _launch_conv(x, packed, bias, None, y, stride, padding, float(slope), transposed=True, dtype=x.dtype)
-    return _finish(y, x.dtype)
+    return finish(y, x.dtype)
 
 
 def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding, slope):
@@ -355,12 +318,12 @@ def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding,
 
     # grad_x: x[j] reached y[j*s - p + k] through tap k, so its gradient gathers g there: a strided conv
     # over g with weights [K, C_in, C_out] (C_out is the reduction), times leaky'(x).
-    grad_x = _empty_out(x.shape, x)
+    grad_x = empty_out(x.shape, x)
     _launch_conv(grad_out, weight.permute(2, 0, 1).contiguous(), None, x, grad_x, stride, padding, slope,
                  transposed=False, dtype=x.dtype)
 
-    grad_w = _empty_out(weight.shape, x)
-    grad_b = _empty_out((c_out,), x)
+    grad_w = empty_out(weight.shape, x)
+    grad_b = empty_out((c_out,), x)
 
     def grid(meta):
         return (triton.cdiv(c_in, meta["BLOCK_CI"]), triton.cdiv(c_out, meta["BLOCK_CO"]), k)
@@ -370,5 +333,5 @@ def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding,
         batch, c_in, c_out, t_in, t_out, k, triton.next_power_of_2(t_out),
         stride, padding, slope,
         *grad_out.stride(), *x.stride(), *grad_w.stride(),
-        DOT_DTYPE=_dot_dtype(x.dtype), **_meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
-    return _finish(grad_x, x.dtype), _finish(grad_w, x.dtype), _finish(grad_b, x.dtype)
+        DOT_DTYPE=dot_dtype(x.dtype), **meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
+    return finish(grad_x, x.dtype), finish(grad_w, x.dtype), finish(grad_b, x.dtype)

@@ -7,7 +7,6 @@ import json
 import os
 import time
 
-import torch
 
 LOG_FILE = "train_log.jsonl"
 TENSORBOARD_DIR = "tensorboard"
