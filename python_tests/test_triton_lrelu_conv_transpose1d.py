@@ -1,79 +1,31 @@
 """Triton lrelu_conv_transpose1d kernels (forward and backward) vs the eager reference, on CPU via
 TRITON_INTERPRET=1.
 
-Triton decides interpreter vs compiler when @triton.jit runs, i.e. when the kernel module is imported.
-So the variable is set first, and the tests load their own copy of the module under it (a fresh exec of
-the same file, not registered in sys.modules): this works whether or not the module was imported
-earlier in the session, and no other test sees interpreted kernels. The variable is then restored, so
-kernels jitted later in the session (other modules, torch.compile) are not affected, and set again only
-while these tests run (the interpreter also reads it at launch time, e.g. when it lazily imports
-triton.experimental.gluon).
+conftest.py sets TRITON_INTERPRET=1 before anything imports triton, so the kernel module imports
+interpreted.
 """
 import os
-
-_PREVIOUS_TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET")
-os.environ["TRITON_INTERPRET"] = "1"
-
-import importlib.util
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
+from triton_helpers import count_launches
 
+from vocoder_ext.kernels import lrelu_conv_transpose1d as K
 from vocoder_ext.ops.lrelu_conv_transpose1d import (lrelu_conv_transpose1d_backward_ref,
                                                     lrelu_conv_transpose1d_ref)
 
-
-def _load_interpreted_kernels():
-    spec = importlib.util.find_spec("vocoder_ext.kernels.lrelu_conv_transpose1d")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-try:
-    K = _load_interpreted_kernels()
-finally:
-    if _PREVIOUS_TRITON_INTERPRET is None:
-        del os.environ["TRITON_INTERPRET"]
-    else:
-        os.environ["TRITON_INTERPRET"] = _PREVIOUS_TRITON_INTERPRET
 
 assert K.INTERPRET, "the kernel module under test must have been imported with TRITON_INTERPRET=1"
 
 SLOPE = 0.1
 
 
-@pytest.fixture(autouse=True)
-def _interpreter_env(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-
-
-class _CountLaunches:
-    """Stands in for a kernel object: records each `kernel[grid](...)` launch, then really launches."""
-
-    def __init__(self, kernel):
-        self.kernel = kernel
-        self.grids = []
-
-    def __getitem__(self, grid):
-        launch = self.kernel[grid]
-
-        def run(*args, **kwargs):
-            self.grids.append(grid(kwargs) if callable(grid) else grid)
-            return launch(*args, **kwargs)
-        return run
-
-
 @pytest.fixture
 def launches(monkeypatch):
-    """Count the launches of both kernels (the launchers look them up in the module at call time)."""
-    counters = {"conv": _CountLaunches(K.conv_kernel), "grad_weight": _CountLaunches(K.grad_weight_kernel)}
-    monkeypatch.setattr(K, "conv_kernel", counters["conv"])
-    monkeypatch.setattr(K, "grad_weight_kernel", counters["grad_weight"])
-    return counters
+    return count_launches(monkeypatch, K)
 
 
 def _inputs(batch, c_in, c_out, t_len, k, dtype=torch.float32, bias=True, layout="contiguous"):
