@@ -17,8 +17,45 @@ _TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat1
 
 def tuned(kernel, configs, key):
     """The kernel as the launchers call it: autotuned on a GPU, plain under the interpreter (where
-    multi-config autotuning does not work)."""
-    return kernel if INTERPRET else triton.autotune(configs=configs, key=key)(kernel)
+    multi-config autotuning does not work).
+
+    configs: {"fp32": [...], "fp16": [...]}, the tile sets by operand width ("fp16" serves bf16 too). fp32
+    runs tl.dot as IEEE FMAs whose operands live in registers, 16-bit runs on the tensor cores: each
+    list holds the tiles that compile without register spills for its own path (bench --static), and a
+    launch is tuned over its dtype's list only (the launchers pass DOT_DTYPE).
+    """
+    if INTERPRET:
+        return kernel
+
+    def for_dtype(all_configs, named_args, **kwargs):
+        wanted = configs["fp32" if kwargs["DOT_DTYPE"] == tl.float32 else "fp16"]
+        return [c for c in all_configs if any(c is w for w in wanted)]
+    return triton.autotune(configs=configs["fp32"] + configs["fp16"], key=key,
+                           prune_configs_by={"early_config_prune": for_dtype})(kernel)
+
+
+# Programs a split reduction aims for: a few waves of the GPU's SMs. Under the interpreter a small
+# number, so that the tests' short inputs are split too.
+_PROGRAMS_PER_SM = 4
+_INTERPRETER_PROGRAMS = 64
+_MAX_SPLITS = 1024
+_GPU_GRANULE = 256  # time chunks are multiples of every BLOCK_T in the config sets
+
+
+def time_splits(tiles, t_len, device, interpreter_granule):
+    """(splits, chunk): a reduction over t_len time steps cut into `splits` chunks of `chunk` steps, so
+    that tiles * splits programs keep the GPU busy. tiles: programs per chunk (output tiles x taps)."""
+    if INTERPRET:
+        programs, granule = _INTERPRETER_PROGRAMS, interpreter_granule
+    else:
+        programs, granule = _PROGRAMS_PER_SM * _sm_count(device), _GPU_GRANULE
+    splits = max(1, min(programs // max(tiles, 1), triton.cdiv(t_len, granule), _MAX_SPLITS))
+    chunk = triton.cdiv(triton.cdiv(t_len, splits), granule) * granule
+    return triton.cdiv(t_len, chunk), chunk
+
+
+def _sm_count(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def meta(interpreter_config):
@@ -43,3 +80,24 @@ def dot_dtype(dtype):
     # On a GPU, fp16/bf16 go to the tensor cores as they are (fp32 accumulation). The interpreter has no
     # bf16 matmul, so there every operand is fp32 (which is also at least as accurate).
     return tl.float32 if INTERPRET else _TL_DTYPE[dtype]
+
+
+def cached_on(weight, tag, make):
+    """make(weight), computed once and kept on the weight tensor until the weight changes.
+
+    The packed weight layouts are made once per module this way, not once per call: a stamp of the
+    version counter (bumped by in-place updates: optimizer steps, load_state_dict), storage, shape and
+    strides says when to make it again. Inference tensors have no version counter: no caching for them.
+    """
+    try:
+        stamp = (weight._version, weight.data_ptr(), weight.dtype, tuple(weight.shape), tuple(weight.stride()))
+    except RuntimeError:
+        return make(weight)
+    store = weight.__dict__.setdefault("_vocoder_ext_cache", {})
+    hit = store.get(tag)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    with torch.no_grad():
+        value = make(weight)
+    store[tag] = (stamp, value)
+    return value

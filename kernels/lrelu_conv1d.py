@@ -15,10 +15,13 @@ Two @triton.jit kernels serve forward and backward:
   computes the forward output, the tanh derivative for the backward, and grad_x (the same conv over the
   output gradient with transposed, flipped weights).
 - `_grad_weight_kernel`: grad_w[co, ci, k] = sum_{b, t} g[b, co, t] * leaky(x)[b, ci, t + k*d - pad], one
-  program per [BLOCK_CO, BLOCK_CI] tile and tap, reducing over B and T blocks with tl.dot; grad_b rides
-  along (the same g tiles, summed over t).
+  program per [BLOCK_CO, BLOCK_CI] tile, tap and time chunk, reducing over B and its chunk's T blocks
+  with tl.dot; grad_b rides along (the same g tiles, summed over t). When the weight has few tiles (late
+  stages, long audio) the time axis is cut into chunks run by separate programs (time_splits) and
+  their partial sums are added in fp32 afterwards: deterministic, no atomics.
 
-On a GPU the kernels are wrapped in triton.autotune. Under the Triton interpreter (TRITON_INTERPRET=1,
+On a GPU the kernels are wrapped in triton.autotune, over a tile set per operand width (fp32 IEEE FMAs
+vs 16-bit tensor cores), each chosen so that no config spills registers (`bench --static`). Under the Triton interpreter (TRITON_INTERPRET=1,
 CPU tensors, used by the tests) they run with one fixed config, because multi-config autotuning does not
 work there. The choice is made at import time, like Triton's own choice of interpreter vs compiler.
 """
@@ -26,8 +29,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import INTERPRET, SUPPORTED_DTYPES, dot_dtype, empty_out, finish, meta, tuned
-
+from ._launch import (
+    INTERPRET,
+    SUPPORTED_DTYPES,
+    cached_on,
+    dot_dtype,
+    empty_out,
+    finish,
+    meta,
+    time_splits,
+    tuned,
+)
 
 EPILOGUES = ("none", "tanh")
 
@@ -130,20 +142,25 @@ def _conv_kernel(
 def _grad_weight_kernel(
     g_ptr,   # gradient at the conv output [B, C_out, T], any strides (after the tanh derivative, if any)
     x_ptr,   # forward input [B, C_in, T], any strides; leaky-ReLU is recomputed from it
-    gw_ptr,  # grad_w [C_out, C_in, K], any strides
-    gb_ptr,  # grad_b [C_out] (written only if HAS_BIAS)
+    gw_ptr,  # grad_w partial sums [SPLITS, C_out, C_in, K], any strides (SPLITS = 1: grad_w itself)
+    gb_ptr,  # grad_b partial sums [SPLITS, C_out] (written only if HAS_BIAS)
     B, C_in, C_out, T, K, T_BUCKET,  # T_BUCKET only keys the autotuner
     dilation, pad, slope,
+    T_CHUNK,  # program (.., .., k + K*s) reduces over t in [s*T_CHUNK, (s+1)*T_CHUNK) of every batch item
     stride_gb, stride_gc, stride_gt,
     stride_xb, stride_xc, stride_xt,
-    stride_wo, stride_wi, stride_wk,
+    stride_ws, stride_wo, stride_wi, stride_wk,
+    stride_bs,
     HAS_BIAS: tl.constexpr,
     DOT_DTYPE: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     pid_co = tl.program_id(0)
     pid_ci = tl.program_id(1)
-    k = tl.program_id(2)
+    k = tl.program_id(2) % K
+    split = tl.program_id(2) // K
+    t_start = split * T_CHUNK
+    t_end = tl.minimum(t_start + T_CHUNK, T)
 
     co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
     ci = pid_ci * BLOCK_CI + tl.arange(0, BLOCK_CI)
@@ -156,51 +173,77 @@ def _grad_weight_kernel(
     g_batch = g_ptr
     x_batch = x_ptr
     for _ in range(B):
-        for t0 in range(0, T, BLOCK_T):
+        for t0 in range(t_start, t_end, BLOCK_T):
             t = t0 + tl.arange(0, BLOCK_T)
-            t_ok = t < T
+            t_ok = t < t_end
             gs = tl.load(g_batch + co[:, None] * stride_gc + t[None, :] * stride_gt,
                          mask=co_ok[:, None] & t_ok[None, :], other=0.0).to(tl.float32)
-            # The same shifted, zero-padded, activated input the forward tap k saw.
+            # The same shifted, zero-padded, activated input the forward tap k saw, loaded [time, C_in]:
+            # the dot's right operand as it is (no transpose in registers).
             t_in = t + k * dilation - pad
-            t_in_ok = (t_in >= 0) & (t_in < T)
-            xs = tl.load(x_batch + ci[:, None] * stride_xc + t_in[None, :] * stride_xt,
-                         mask=ci_ok[:, None] & t_in_ok[None, :], other=0.0).to(tl.float32)
+            t_in_ok = t_ok & (t_in >= 0) & (t_in < T)
+            xs = tl.load(x_batch + t_in[:, None] * stride_xt + ci[None, :] * stride_xc,
+                         mask=t_in_ok[:, None] & ci_ok[None, :], other=0.0).to(tl.float32)
             xs = tl.where(xs > 0, xs, xs * slope)
             # [BLOCK_CO, BLOCK_T] @ [BLOCK_T, BLOCK_CI]: the reduction runs over time.
-            acc = tl.dot(gs.to(DOT_DTYPE), tl.trans(xs.to(DOT_DTYPE)), acc, input_precision="ieee")
+            acc = tl.dot(gs.to(DOT_DTYPE), xs.to(DOT_DTYPE), acc, input_precision="ieee")
             if HAS_BIAS:
                 acc_b += tl.sum(gs, axis=1)
         g_batch += stride_gb
         x_batch += stride_xb
 
-    tl.store(gw_ptr + co[:, None] * stride_wo + ci[None, :] * stride_wi + k * stride_wk,
+    tl.store(gw_ptr + split * stride_ws + co[:, None] * stride_wo + ci[None, :] * stride_wi + k * stride_wk,
              acc.to(gw_ptr.dtype.element_ty), mask=co_ok[:, None] & ci_ok[None, :])
     if HAS_BIAS:
-        # Every (ci block, tap) program summed the same g; the first one writes grad_b.
+        # Every (ci block, tap) program of a split summed the same g; the first one writes grad_b.
         owner = (pid_ci == 0) & (k == 0)
-        tl.store(gb_ptr + co, acc_b.to(gb_ptr.dtype.element_ty), mask=co_ok & owner)
+        tl.store(gb_ptr + split * stride_bs + co, acc_b.to(gb_ptr.dtype.element_ty), mask=co_ok & owner)
 
 
 # ------------------------------------------------------------------------- configs (GPU vs interpreter)
 
 # Keyed on shapes, the epilogue (tanh costs registers) and T bucketed to a power of two, so a new audio
 # length reuses the tuning of its bucket instead of re-running the autotuner.
-_CONV_CONFIGS = [
-    triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 64, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-    # HiFi-GAN's late stages have 32..64 channels and long T; conv_post has C_out = 1.
-    triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=4),
-    triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 32, "BLOCK_T": 256}, num_warps=4, num_stages=4),
-]
-_GRAD_WEIGHT_CONFIGS = [
-    triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-    triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
-]
+_CONV_CONFIGS = {
+    # IEEE fp32 tl.dot runs as FMAs with both operand tiles in registers: narrow C_in blocks.
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 256}, num_warps=8, num_stages=3),
+    ],
+    # Tensor cores. 128-wide C_out tiles for the early stages' 256..512 channels; 16..32 for the late
+    # stages' 32..64 channels, long T and conv_post's C_out = 1.
+    "fp16": [
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
+    ],
+}
+_GRAD_WEIGHT_CONFIGS = {
+    # The reduction runs over time (BLOCK_T is the dot's inner size): short for the FMA path.
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 8}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 8}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=4, num_stages=2),
+    ],
+    "fp16": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 32}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 64, "BLOCK_T": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+    ],
+}
 # Under the interpreter: small tiles (it runs each program in numpy), still >= 16 for tl.dot. Tests pick
 # shapes larger than these so that every loop and mask runs across several blocks.
 INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
@@ -216,13 +259,18 @@ grad_weight_kernel = tuned(_grad_weight_kernel, _GRAD_WEIGHT_CONFIGS, key=["C_in
 def pack_weight(weight):
     """weight [C_out, C_in, K] -> [K, C_out, C_in], contiguous: the layout the conv kernel reads.
 
-    Each tap's [BLOCK_CO, BLOCK_CI] weight tile is then one contiguous run per row. Cache the result
-    (it only changes when the weight does) and pass it as `packed=`.
+    Each tap's [BLOCK_CO, BLOCK_CI] weight tile is then one contiguous run per row. The launchers keep
+    it on the weight (cached_on) until the weight changes.
     """
     return weight.permute(2, 0, 1).contiguous()
 
 
-def _check(x, weight, bias, dilation, residual, epilogue, packed=None):
+def _pack_for_grad_x(weight):
+    """The packed weight of grad_x's conv: C_in and C_out swapped, taps flipped."""
+    return pack_weight(weight.transpose(0, 1).flip(-1))
+
+
+def _check(x, weight, bias, dilation, residual, epilogue):
     for name, t in (("x", x), ("weight", weight)):
         if not isinstance(t, torch.Tensor) or t.dim() != 3:
             raise ValueError(f"{name}: expected a 3-D tensor, got "
@@ -241,7 +289,7 @@ def _check(x, weight, bias, dilation, residual, epilogue, packed=None):
         raise ValueError(f"dilation: expected an int >= 1, got {dilation!r}")
     if epilogue not in EPILOGUES:
         raise ValueError(f"epilogue: expected one of {EPILOGUES}, got {epilogue!r}")
-    expected = {"weight": weight, "bias": bias, "residual": residual, "packed": packed}
+    expected = {"weight": weight, "bias": bias, "residual": residual}
     for name, t in expected.items():
         if t is not None and (t.dtype != x.dtype or t.device != x.device):
             raise TypeError(f"{name}: expected dtype {x.dtype} on {x.device} (same as x), "
@@ -251,9 +299,6 @@ def _check(x, weight, bias, dilation, residual, epilogue, packed=None):
     if residual is not None and tuple(residual.shape) != (x.shape[0], c_out, x.shape[2]):
         raise ValueError(f"residual: expected shape {(x.shape[0], c_out, x.shape[2])}, "
                          f"got {tuple(residual.shape)}")
-    if packed is not None and (tuple(packed.shape) != (k, c_out, c_in) or not packed.is_contiguous()):
-        raise ValueError(f"packed: expected pack_weight(weight), a contiguous {(k, c_out, c_in)} tensor, "
-                         f"got shape {tuple(packed.shape)} (contiguous={packed.is_contiguous()})")
     if INTERPRET:
         if x.device.type != "cpu":
             raise ValueError(f"x: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {x.device}")
@@ -280,16 +325,14 @@ def _launch_conv(inp, packed, bias, e, out, dilation, slope, prologue_lrelu, epi
         DOT_DTYPE=dot_dtype(dtype), **meta(INTERPRETER_CONV_CONFIG))
 
 
-def lrelu_conv1d_triton(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epilogue="none",
-                        packed=None):
+def lrelu_conv1d_triton(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epilogue="none"):
     """Forward of lrelu_conv1d on the Triton kernel; y [B, C_out, T] in x's dtype.
 
     x [B, C_in, T] may be non-contiguous (e.g. a slice): strides go to the kernel, nothing is copied.
-    `packed` is pack_weight(weight), computed here when not given.
+    The packed weight is made on the first call and kept on `weight` until it changes.
     """
-    _check(x, weight, bias, dilation, residual, epilogue, packed)
-    if packed is None:
-        packed = pack_weight(weight)
+    _check(x, weight, bias, dilation, residual, epilogue)
+    packed = cached_on(weight, "lrelu_conv1d", pack_weight)
     y = empty_out((x.shape[0], weight.shape[0], x.shape[2]), x)
     _launch_conv(x, packed, bias, residual, y, dilation, float(slope), prologue_lrelu=True,
                  epilogue=epilogue, add_e=residual is not None, dtype=x.dtype)
@@ -309,14 +352,14 @@ def lrelu_conv1d_backward_triton(grad_out, x, weight, bias, dilation, slope, epi
                          f"{x.dtype} on {x.device}, got {tuple(grad_out.shape)}, {grad_out.dtype} on "
                          f"{grad_out.device}")
     slope = float(slope)
-    batch, c_in, t_len = x.shape
-    c_out, _, k = weight.shape
+    batch, _, t_len = x.shape
+    c_out = weight.shape[0]
 
     # g: the gradient at the conv output (before tanh). Through tanh it is grad_out * (1 - tanh(z)^2),
     # with z recomputed by the forward conv; kept in fp32 so no extra rounding enters both grads below.
     if epilogue == "tanh":
         g = torch.empty((batch, c_out, t_len), dtype=torch.float32, device=x.device)
-        _launch_conv(x, pack_weight(weight), bias, grad_out, g, dilation, slope, prologue_lrelu=True,
+        _launch_conv(x, cached_on(weight, "lrelu_conv1d", pack_weight), bias, grad_out, g, dilation, slope, prologue_lrelu=True,
                      epilogue="tanh_grad", add_e=False, dtype=x.dtype)
     else:
         g = grad_out
@@ -324,19 +367,37 @@ def lrelu_conv1d_backward_triton(grad_out, x, weight, bias, dilation, slope, epi
     # grad_x: y's taps read x at t + k*d - pad, so x's gradient gathers g at t - k*d + pad, i.e. the same
     # 'same' conv over g with weights transposed (C_in <-> C_out) and flipped in k. Times leaky'(x).
     grad_x = empty_out(x.shape, x)
-    _launch_conv(g, pack_weight(weight.transpose(0, 1).flip(-1)), None, x, grad_x, dilation, slope,
+    _launch_conv(g, cached_on(weight, "lrelu_conv1d grad_x", _pack_for_grad_x), None, x, grad_x, dilation, slope,
                  prologue_lrelu=False, epilogue="lrelu_grad", add_e=False, dtype=x.dtype)
 
-    grad_w = empty_out(weight.shape, x)
-    grad_b = empty_out(bias.shape, x) if bias is not None else None
+    grad_w, grad_b = _grad_weight(g, x, weight, bias is not None, dilation, slope)
+    return finish(grad_x, x.dtype), grad_w, grad_b
+
+
+def _grad_weight(g, x, weight, has_bias, dilation, slope):
+    """(grad_w, grad_b or None) in x's dtype: the reduction over B x T, split over time into chunks run
+    by separate programs when the weight alone has too few tiles to fill the GPU (late HiFi-GAN stages:
+    32 channels, 10^5+ steps), then summed in fp32 (deterministic: no atomics)."""
+    batch, c_in, t_len = x.shape
+    c_out, _, k = weight.shape
+    splits, chunk = time_splits(triton.cdiv(c_out, 64) * triton.cdiv(c_in, 64) * k, t_len, x.device,
+                                INTERPRETER_GRAD_WEIGHT_CONFIG["BLOCK_T"])
+    if splits == 1:
+        grad_w = empty_out(weight.shape, x).unsqueeze(0)
+        grad_b = empty_out((1, c_out), x) if has_bias else None
+    else:
+        grad_w = torch.empty((splits, *weight.shape), dtype=torch.float32, device=x.device)
+        grad_b = torch.empty((splits, c_out), dtype=torch.float32, device=x.device) if has_bias else None
 
     def grid(meta):
-        return (triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"]), k)
+        return (triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"]), k * splits)
 
     grad_weight_kernel[grid](
         g, x, grad_w, grad_b if grad_b is not None else grad_w,
         batch, c_in, c_out, t_len, k, triton.next_power_of_2(t_len),
-        dilation, dilation * (k - 1) // 2, slope,
-        *g.stride(), *x.stride(), *grad_w.stride(),
+        dilation, dilation * (k - 1) // 2, slope, chunk,
+        *g.stride(), *x.stride(), *grad_w.stride(), grad_b.stride(0) if grad_b is not None else 0,
         HAS_BIAS=grad_b is not None, DOT_DTYPE=dot_dtype(x.dtype), **meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
-    return finish(grad_x, x.dtype), finish(grad_w, x.dtype), finish(grad_b, x.dtype)
+    grad_w = grad_w[0] if splits == 1 else grad_w.sum(0)
+    grad_b = None if grad_b is None else grad_b[0] if splits == 1 else grad_b.sum(0)
+    return finish(grad_w, x.dtype), finish(grad_b, x.dtype)

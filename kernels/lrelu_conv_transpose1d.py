@@ -17,9 +17,10 @@ Two @triton.jit kernels serve forward and backward:
   gradient at j*s - p + k (a plain strided conv, with weights transposed to [K, C_in, C_out]); the
   epilogue then adds the bias (forward) or multiplies by leaky'(x) (grad_x).
 - `_grad_weight_kernel`: grad_w[ci, co, k] = sum_{b, j} leaky(x)[b, ci, j] * g[b, co, j*s - p + k], one
-  program per [BLOCK_CI, BLOCK_CO] tile and tap, reducing over B and T_in blocks with tl.dot. A tap sees
-  only every s-th output position, so grad_b (= g summed over B and T_out) is a separate loop run by the
-  programs of the first C_in block and tap.
+  program per [BLOCK_CI, BLOCK_CO] tile, tap and chunk of T_in, reducing over B and the chunk's blocks
+  with tl.dot (partial sums per chunk added in fp32 afterwards, as in lrelu_conv1d.py). A tap sees only
+  every s-th output position, so grad_b (= g summed over B and T_out) is a separate loop run by the
+  programs of the first C_in block and tap, over the chunk's output positions.
 
 On a GPU the kernels are wrapped in triton.autotune. Under the Triton interpreter (TRITON_INTERPRET=1,
 CPU tensors, used by the tests) they run with one fixed config, because multi-config autotuning does not
@@ -32,11 +33,17 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import INTERPRET, SUPPORTED_DTYPES, dot_dtype, empty_out, finish, meta, tuned
-
-
-
-
+from ._launch import (
+    INTERPRET,
+    SUPPORTED_DTYPES,
+    cached_on,
+    dot_dtype,
+    empty_out,
+    finish,
+    meta,
+    time_splits,
+    tuned,
+)
 
 # --------------------------------------------------------------------------------------------- kernels
 
@@ -117,19 +124,24 @@ def _conv_kernel(
 def _grad_weight_kernel(
     g_ptr,   # output gradient [B, C_out, T_out], any strides
     x_ptr,   # forward input [B, C_in, T_in], any strides; leaky-ReLU is recomputed from it
-    gw_ptr,  # grad_w [C_in, C_out, K], any strides
-    gb_ptr,  # grad_b [C_out]
+    gw_ptr,  # grad_w partial sums [SPLITS, C_in, C_out, K], any strides (SPLITS = 1: grad_w itself)
+    gb_ptr,  # grad_b partial sums [SPLITS, C_out]
     B, C_in, C_out, T_in, T_out, K, T_BUCKET,  # T_BUCKET only keys the autotuner
     conv_stride, pad, slope,
+    T_CHUNK,  # program (.., .., k + K*s) reduces over input positions j in [s*T_CHUNK, (s+1)*T_CHUNK)
     stride_gb, stride_gc, stride_gt,
     stride_xb, stride_xc, stride_xt,
-    stride_wi, stride_wo, stride_wk,
+    stride_ws, stride_wi, stride_wo, stride_wk,
+    stride_bs,
     DOT_DTYPE: tl.constexpr,
     BLOCK_CI: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     pid_ci = tl.program_id(0)
     pid_co = tl.program_id(1)
-    k = tl.program_id(2)
+    k = tl.program_id(2) % K
+    split = tl.program_id(2) // K
+    j_start = split * T_CHUNK
+    j_end = tl.minimum(j_start + T_CHUNK, T_in)
 
     ci = pid_ci * BLOCK_CI + tl.arange(0, BLOCK_CI)
     co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
@@ -141,58 +153,87 @@ def _grad_weight_kernel(
     g_batch = g_ptr
     x_batch = x_ptr
     for _ in range(B):
-        for j0 in range(0, T_in, BLOCK_T):
+        for j0 in range(j_start, j_end, BLOCK_T):
             j = j0 + tl.arange(0, BLOCK_T)
-            j_ok = j < T_in
+            j_ok = j < j_end
             xs = tl.load(x_batch + ci[:, None] * stride_xc + j[None, :] * stride_xt,
                          mask=ci_ok[:, None] & j_ok[None, :], other=0.0).to(tl.float32)
             xs = tl.where(xs > 0, xs, xs * slope)
             # x[j] fed output position j*s - p + k through tap k; positions cropped by padding load 0.
+            # Loaded [time, C_out]: the dot's right operand as it is (no transpose in registers).
             t = j * conv_stride - pad + k
             t_ok = j_ok & (t >= 0) & (t < T_out)
-            gs = tl.load(g_batch + co[:, None] * stride_gc + t[None, :] * stride_gt,
-                         mask=co_ok[:, None] & t_ok[None, :], other=0.0).to(tl.float32)
+            gs = tl.load(g_batch + t[:, None] * stride_gt + co[None, :] * stride_gc,
+                         mask=t_ok[:, None] & co_ok[None, :], other=0.0).to(tl.float32)
             # [BLOCK_CI, BLOCK_T] @ [BLOCK_T, BLOCK_CO]: the reduction runs over time.
-            acc = tl.dot(xs.to(DOT_DTYPE), tl.trans(gs.to(DOT_DTYPE)), acc, input_precision="ieee")
+            acc = tl.dot(xs.to(DOT_DTYPE), gs.to(DOT_DTYPE), acc, input_precision="ieee")
         g_batch += stride_gb
         x_batch += stride_xb
 
-    tl.store(gw_ptr + ci[:, None] * stride_wi + co[None, :] * stride_wo + k * stride_wk,
+    tl.store(gw_ptr + split * stride_ws + ci[:, None] * stride_wi + co[None, :] * stride_wo + k * stride_wk,
              acc.to(gw_ptr.dtype.element_ty), mask=ci_ok[:, None] & co_ok[None, :])
 
-    # grad_b[co] = sum_{b, t} g: every output position, so its own loop, run once per C_out block.
+    # grad_b[co] = sum_{b, t} g: every output position, so its own loop, run by the programs of the first
+    # C_in block and tap: output positions [s*T_CHUNK*stride, (s+1)*T_CHUNK*stride), the last split to T_out.
     if (pid_ci == 0) & (k == 0):
+        t_start = j_start * conv_stride
+        t_end = tl.where(j_end == T_in, T_out, j_end * conv_stride)
         acc_b = tl.zeros((BLOCK_CO,), dtype=tl.float32)
         g_batch = g_ptr
         for _ in range(B):
-            for t0 in range(0, T_out, BLOCK_T):
+            for t0 in range(t_start, t_end, BLOCK_T):
                 t = t0 + tl.arange(0, BLOCK_T)
                 gs = tl.load(g_batch + co[:, None] * stride_gc + t[None, :] * stride_gt,
-                             mask=co_ok[:, None] & (t < T_out)[None, :], other=0.0).to(tl.float32)
+                             mask=co_ok[:, None] & (t < t_end)[None, :], other=0.0).to(tl.float32)
                 acc_b += tl.sum(gs, axis=1)
             g_batch += stride_gb
-        tl.store(gb_ptr + co, acc_b.to(gb_ptr.dtype.element_ty), mask=co_ok)
+        tl.store(gb_ptr + split * stride_bs + co, acc_b.to(gb_ptr.dtype.element_ty), mask=co_ok)
 
 
 # ------------------------------------------------------------------------- configs (GPU vs interpreter)
 
 # Keyed on shapes, the tap geometry and T_out bucketed to a power of two, so a new audio length reuses
 # the tuning of its bucket instead of re-running the autotuner.
-_CONV_CONFIGS = [
-    triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 64, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-    # HiFi-GAN's late upsampling stages have 32..128 channels and long T.
-    triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=4),
-    triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 32, "BLOCK_T": 256}, num_warps=4, num_stages=4),
-]
-_GRAD_WEIGHT_CONFIGS = [
-    triton.Config({"BLOCK_CI": 32, "BLOCK_CO": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CI": 64, "BLOCK_CO": 64, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-    triton.Config({"BLOCK_CI": 64, "BLOCK_CO": 64, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-    triton.Config({"BLOCK_CI": 64, "BLOCK_CO": 128, "BLOCK_T": 64}, num_warps=8, num_stages=3),
-]
+_CONV_CONFIGS = {
+    # IEEE fp32 tl.dot runs as FMAs with both operand tiles in registers: narrow C_in blocks.
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 256}, num_warps=8, num_stages=3),
+    ],
+    # Tensor cores. 128-wide C_out tiles for the early stages' 256..512 channels; 16..32 for the late
+    # stages' 32..64 channels, long T and conv_post's C_out = 1.
+    "fp16": [
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
+    ],
+}
+_GRAD_WEIGHT_CONFIGS = {
+    # The reduction runs over time (BLOCK_T is the dot's inner size): short for the FMA path.
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 8}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 8}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=4, num_stages=2),
+    ],
+    "fp16": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 32}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 64, "BLOCK_T": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+    ],
+}
 # Under the interpreter: small tiles (it runs each program in numpy), still >= 16 for tl.dot. Tests pick
 # shapes larger than these so that every loop and mask runs across several blocks.
 INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
@@ -213,10 +254,15 @@ def out_len(t_in, k, stride, padding):
 def pack_weight(weight):
     """weight [C_in, C_out, K] -> [K, C_out, C_in], contiguous: the layout the forward kernel reads.
 
-    Each tap's [BLOCK_CO, BLOCK_CI] weight tile is then one contiguous run per row. Cache the result
-    (it only changes when the weight does) and pass it as `packed=`.
+    Each tap's [BLOCK_CO, BLOCK_CI] weight tile is then one contiguous run per row. The launchers keep
+    it on the weight (cached_on) until the weight changes.
     """
     return weight.permute(2, 1, 0).contiguous()
+
+
+def _pack_for_grad_x(weight):
+    """The packed weight of grad_x's strided conv: [K, C_in, C_out] (C_out is its reduction)."""
+    return weight.permute(2, 0, 1).contiguous()
 
 
 def _check_int(name, v, minimum):
@@ -224,7 +270,7 @@ def _check_int(name, v, minimum):
         raise ValueError(f"{name}: expected an int >= {minimum}, got {v!r}")
 
 
-def _check(x, weight, bias, stride, padding, packed=None):
+def _check(x, weight, bias, stride, padding):
     """Validates the forward's arguments; returns T_out."""
     for name, t in (("x", x), ("weight", weight)):
         if not isinstance(t, torch.Tensor):
@@ -237,7 +283,7 @@ def _check(x, weight, bias, stride, padding, packed=None):
     if c_in != x.shape[1]:
         raise ValueError(f"weight: expected shape ({x.shape[1]}, C_out, K) for x of shape {tuple(x.shape)} "
                          f"(ConvTranspose1d layout [C_in, C_out, K]), got {tuple(weight.shape)}")
-    for name, t in (("weight", weight), ("bias", bias), ("packed", packed)):
+    for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor or None, got {type(t).__name__}")
         if t is not None and (t.dtype != x.dtype or t.device != x.device):
@@ -245,9 +291,6 @@ def _check(x, weight, bias, stride, padding, packed=None):
                             f"got {t.dtype} on {t.device}")
     if bias is not None and tuple(bias.shape) != (c_out,):
         raise ValueError(f"bias: expected shape {(c_out,)}, got {tuple(bias.shape)}")
-    if packed is not None and (tuple(packed.shape) != (k, c_out, c_in) or not packed.is_contiguous()):
-        raise ValueError(f"packed: expected pack_weight(weight), a contiguous {(k, c_out, c_in)} tensor, "
-                         f"got shape {tuple(packed.shape)} (contiguous={packed.is_contiguous()})")
     _check_int("stride", stride, 1)
     _check_int("padding", padding, 0)
     if k < 1:
@@ -284,15 +327,14 @@ def _launch_conv(inp, packed, bias, e, out, stride, padding, slope, transposed, 
         LRELU_GRAD=e is not None, DOT_DTYPE=dot_dtype(dtype), **meta(INTERPRETER_CONV_CONFIG))
 
 
-def lrelu_conv_transpose1d_triton(x, weight, bias=None, stride=1, padding=0, slope=0.1, packed=None):
+def lrelu_conv_transpose1d_triton(x, weight, bias=None, stride=1, padding=0, slope=0.1):
     """Forward of lrelu_conv_transpose1d on the Triton kernel; y [B, C_out, T_out] in x's dtype.
 
     x [B, C_in, T_in] may be non-contiguous (e.g. a slice): strides go to the kernel, nothing is copied.
-    `packed` is pack_weight(weight), computed here when not given.
+    The packed weight is made on the first call and kept on `weight` until it changes.
     """
-    t_out = _check(x, weight, bias, stride, padding, packed)
-    if packed is None:
-        packed = pack_weight(weight)
+    t_out = _check(x, weight, bias, stride, padding)
+    packed = cached_on(weight, "lrelu_conv_transpose1d", pack_weight)
     y = empty_out((x.shape[0], weight.shape[1], t_out), x)
     _launch_conv(x, packed, bias, None, y, stride, padding, float(slope), transposed=True, dtype=x.dtype)
     return finish(y, x.dtype)
@@ -319,19 +361,25 @@ def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding,
     # grad_x: x[j] reached y[j*s - p + k] through tap k, so its gradient gathers g there: a strided conv
     # over g with weights [K, C_in, C_out] (C_out is the reduction), times leaky'(x).
     grad_x = empty_out(x.shape, x)
-    _launch_conv(grad_out, weight.permute(2, 0, 1).contiguous(), None, x, grad_x, stride, padding, slope,
+    _launch_conv(grad_out, cached_on(weight, "lrelu_conv_transpose1d grad_x", _pack_for_grad_x), None, x, grad_x, stride, padding, slope,
                  transposed=False, dtype=x.dtype)
 
-    grad_w = empty_out(weight.shape, x)
-    grad_b = empty_out((c_out,), x)
+    splits, chunk = time_splits(triton.cdiv(c_in, 64) * triton.cdiv(c_out, 64) * k, t_in, x.device,
+                                INTERPRETER_GRAD_WEIGHT_CONFIG["BLOCK_T"])
+    if splits == 1:
+        grad_w, grad_b = empty_out(weight.shape, x).unsqueeze(0), empty_out((1, c_out), x)
+    else:  # partial sums per time chunk (late stages: few channels, long audio), added in fp32 below
+        grad_w = torch.empty((splits, *weight.shape), dtype=torch.float32, device=x.device)
+        grad_b = torch.empty((splits, c_out), dtype=torch.float32, device=x.device)
 
     def grid(meta):
-        return (triton.cdiv(c_in, meta["BLOCK_CI"]), triton.cdiv(c_out, meta["BLOCK_CO"]), k)
+        return (triton.cdiv(c_in, meta["BLOCK_CI"]), triton.cdiv(c_out, meta["BLOCK_CO"]), k * splits)
 
     grad_weight_kernel[grid](
         grad_out, x, grad_w, grad_b,
         batch, c_in, c_out, t_in, t_out, k, triton.next_power_of_2(t_out),
-        stride, padding, slope,
-        *grad_out.stride(), *x.stride(), *grad_w.stride(),
+        stride, padding, slope, chunk,
+        *grad_out.stride(), *x.stride(), *grad_w.stride(), grad_b.stride(0),
         DOT_DTYPE=dot_dtype(x.dtype), **meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
+    grad_w, grad_b = (grad_w[0], grad_b[0]) if splits == 1 else (grad_w.sum(0), grad_b.sum(0))
     return finish(grad_x, x.dtype), finish(grad_w, x.dtype), finish(grad_b, x.dtype)

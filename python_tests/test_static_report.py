@@ -65,6 +65,6 @@ def test_compiles_each_kernel_for_sm90():
         assert r["ptxas_arch"] == "sm_90a", r
         assert 0 < r["registers"] <= 255, r
         assert r["smem_bytes"] > 0 and r["triton_num_warps"] == r["num_warps"], r
-        assert r["spill_stores"] >= 0 and r["spill_loads"] >= 0, r
+        assert r["spill_stores"] == 0 and r["spill_loads"] == 0, r  # the config sets are chosen spill-free
     markdown = S.render_markdown(result)
     assert "| kernel | variant |" in markdown and "static: 4 combinations" in markdown

@@ -90,7 +90,8 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
     expected = lrelu_conv1d_backward_ref(g, x, w, b, d, SLOPE, epilogue)
     # tanh: one conv for the tanh derivative, one for grad_x; then one grad_w (+ grad_b) reduction.
     assert len(launches["conv"].grids) == 1 + (2 if epilogue == "tanh" else 1)
-    assert launches["grad_weight"].grids == [(_cdiv(c_out, 16), _cdiv(c_in, 16), k)]
+    splits, _ = K.time_splits(_cdiv(c_out, 64) * _cdiv(c_in, 64) * k, t_len, x.device, 32)
+    assert launches["grad_weight"].grids == [(_cdiv(c_out, 16), _cdiv(c_in, 16), k * splits)]
     _assert_close_fp32(grads[0], expected[0])
     _assert_close_fp32(grads[1], expected[1])
     if bias:
@@ -143,14 +144,30 @@ def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
     assert launches["grad_weight"].grids  # the gradients came from the kernels
 
 
-def test_packed_weight_is_reused_and_checked(launches):
+def test_grad_weight_of_a_long_input_is_split_over_time(launches):
+    # Few channels and taps, many steps (HiFi-GAN's last stage): the reduction runs as 7 chunks of 32
+    # steps (interpreter sizes), added up afterwards; the last chunk is partial (200 = 6*32 + 8).
+    x, w, b, _ = _inputs(2, 17, 19, 200, 3)
+    g = torch.randn(2, 19, 200)
+    grads = K.lrelu_conv1d_backward_triton(g, x, w, b, 3, SLOPE, "none")
+    assert launches["grad_weight"].grids == [(2, 2, 3 * 7)]
+    for got, want in zip(grads, lrelu_conv1d_backward_ref(g, x, w, b, 3, SLOPE, "none")):
+        _assert_close_fp32(got, want)
+
+
+def test_packed_weight_is_made_once_and_remade_when_the_weight_changes(launches, monkeypatch):
     x, w, b, r = _inputs(3, 20, 18, 33, 7, residual=True)
-    packed = K.pack_weight(w)
-    assert packed.shape == (7, 18, 20) and packed.is_contiguous()
-    y = K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh", packed=packed)
+    packs = []
+    monkeypatch.setattr(K, "pack_weight", lambda weight: packs.append(1) or weight.permute(2, 0, 1).contiguous())
+    for _ in range(2):
+        y = K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh")
+        _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
+    assert len(packs) == 1  # the second call reused the packed weight
+    with torch.no_grad():
+        w.mul_(-0.5)  # an in-place update (as an optimizer step) must not leave a stale packed weight
+    y = K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh")
+    assert len(packs) == 2
     _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
-    with pytest.raises(ValueError, match="packed: expected pack_weight"):
-        K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh", packed=w)
 
 
 def test_bad_inputs_raise_clear_errors():

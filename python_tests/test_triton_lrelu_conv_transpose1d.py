@@ -97,7 +97,8 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
     expected = lrelu_conv_transpose1d_backward_ref(g, x, w, s, p, SLOPE)
     # One conv launch for grad_x (over T_in, C_in), then one grad_w + grad_b reduction.
     assert launches["conv"].grids[1:] == [(_cdiv(t_len, 32), _cdiv(c_in, 16), batch)]
-    assert launches["grad_weight"].grids == [(_cdiv(c_in, 16), _cdiv(c_out, 16), k)]
+    splits, _ = K.time_splits(_cdiv(c_in, 64) * _cdiv(c_out, 64) * k, x.shape[2], x.device, 32)
+    assert launches["grad_weight"].grids == [(_cdiv(c_in, 16), _cdiv(c_out, 16), k * splits)]
     for out, ref in zip(grads, expected):
         _assert_close_fp32(out, ref)
 
@@ -143,15 +144,32 @@ def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
     assert len(launches["conv"].grids) == 2 and len(launches["grad_weight"].grids) == 1  # from the kernels
 
 
-def test_packed_weight_is_reused_and_checked(launches):
+def test_grad_weight_of_a_long_input_is_split_over_time(launches):
+    # Few channels, a long input (late upsampling stages): the reduction over input positions runs as
+    # 4 chunks of 32 (interpreter sizes), the last one partial, and grad_b's loop over output positions
+    # follows the same chunks (the last one up to T_out, past T_in * stride here: K > stride + 2p).
+    x, w, b = _inputs(2, 17, 19, 101, 9)
+    t_out = (101 - 1) * 4 - 2 * 2 + 9
+    g = torch.randn(2, 19, t_out)
+    grads = K.lrelu_conv_transpose1d_backward_triton(g, x, w, 4, 2, SLOPE)
+    assert launches["grad_weight"].grids == [(2, 2, 9 * 4)]
+    for got, want in zip(grads, lrelu_conv_transpose1d_backward_ref(g, x, w, 4, 2, SLOPE)):
+        _assert_close_fp32(got, want)
+
+
+def test_packed_weight_is_made_once_and_remade_when_the_weight_changes(launches, monkeypatch):
     x, w, b = _inputs(3, 20, 18, 7, 8)
-    packed = K.pack_weight(w)
-    assert packed.shape == (8, 18, 20) and packed.is_contiguous()
-    y = K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE, packed=packed)
+    packs = []
+    monkeypatch.setattr(K, "pack_weight", lambda weight: packs.append(1) or weight.permute(2, 1, 0).contiguous())
+    for _ in range(2):
+        y = K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE)
+        _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
+    assert len(packs) == 1 and len(launches["conv"].grids) == 2
+    with torch.no_grad():
+        w.mul_(-0.5)  # an in-place update (as an optimizer step) must not leave a stale packed weight
+    y = K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE)
+    assert len(packs) == 2
     _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
-    assert len(launches["conv"].grids) == 1
-    with pytest.raises(ValueError, match="packed: expected pack_weight"):
-        K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE, packed=w)
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -84,6 +84,11 @@ def _variants():
 _CONFIG_LISTS = {"_conv_kernel": "_CONV_CONFIGS", "_grad_weight_kernel": "_GRAD_WEIGHT_CONFIGS"}
 
 
+def _config_dtype(dtype):
+    """The key of a kernel's config dict that serves this operand dtype (kernels/_launch.py: tuned)."""
+    return "fp32" if dtype == "fp32" else "fp16"
+
+
 def jobs(kernel_modules, first_config_only=False, targets=TARGETS, dtypes=DTYPES, variant_filter=None):
     """Every (kernel, variant, dtype, config, target) combination, as JSON-able dicts.
 
@@ -94,11 +99,10 @@ def jobs(kernel_modules, first_config_only=False, targets=TARGETS, dtypes=DTYPES
     for module, kernel, variant, pointers, flags, variant_dtypes in _variants():
         if module not in kernel_modules or (variant_filter and not variant_filter(module, kernel, variant)):
             continue
-        configs = getattr(kernel_modules[module], _CONFIG_LISTS[kernel])
-        if first_config_only:
-            configs = configs[:1]
         for dtype in (d for d in variant_dtypes if d in dtypes):
-            for cfg in configs:
+            # The launchers tune over their operand dtype's tile set only (kernels/_launch.py: tuned).
+            configs = getattr(kernel_modules[module], _CONFIG_LISTS[kernel])[_config_dtype(dtype)]
+            for cfg in configs[:1] if first_config_only else configs:
                 for target in targets:
                     out.append(dict(module=module, kernel=kernel, variant=variant, dtype=dtype,
                                     pointers={n: dtype if v == "d" else v for n, v in pointers.items()},
