@@ -74,9 +74,13 @@ def resolve(op, device_type):
     if want == "auto":
         if _has_compiled_kernel(op, device_type):
             return _KERNEL_BACKEND[device_type], None
-        if device_type == "cuda" and triton_problem(op, device_type) is None:
-            return "triton", None
-        return "eager", _why_no_kernel(op, device_type)
+        why = _why_no_kernel(op, device_type)
+        if device_type == "cuda":
+            triton_why = triton_problem(op, device_type)
+            if triton_why is None:
+                return "triton", None
+            why = f"{why}; Triton: {triton_why}"
+        return "eager", why
     if want in ("cpp", "cuda"):
         if _KERNEL_BACKEND.get(device_type) != want:
             raise RuntimeError(f"VOCODER_EXT_BACKEND={want} cannot serve {op} on {device_type} tensors "
@@ -110,14 +114,17 @@ def use_registered_op(op, device_type):
 
 def backends():
     """{op: {device_type: backend}} as `auto` would choose now, plus extension status."""
+    from . import autotune
     report = {"extension": "loaded" if _extension.loaded else f"not loaded ({_extension.load_error})",
-              "requested": requested()}
+              "requested": requested(), "autotune": autotune.status()}
     for op in OPS:
         report[op] = {}
         for dev in ("cpu", "cuda"):
             try:
                 backend, why = resolve(op, dev)
                 report[op][dev] = backend if why is None else f"{backend} ({why})"
+                if backend == "triton" and dev == "cuda" and requested() == "auto" and autotune.enabled():
+                    report[op][dev] = "triton, or cuDNN + eager where autotune measured it faster"
             except RuntimeError as e:
                 report[op][dev] = f"unavailable ({e})"
     return report

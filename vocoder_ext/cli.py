@@ -164,8 +164,9 @@ def collect_info():
     try:
         report = backends()
         served = {op: report[op] for op in OPS}
-    except ValueError as e:  # VOCODER_EXT_BACKEND holds something that is not a backend
-        served = f"unknown ({e})"
+        tuning = report["autotune"]
+    except ValueError as e:  # VOCODER_EXT_BACKEND or VOCODER_EXT_AUTOTUNE holds something unknown
+        served = tuning = f"unknown ({e})"
     return {
         "vocoder_ext": __version__,
         "python": platform.python_version(),
@@ -176,6 +177,7 @@ def collect_info():
                       else f"not loaded ({_extension.load_error})"),
         "VOCODER_EXT_BACKEND": os.environ.get("VOCODER_EXT_BACKEND", "unset (auto)"),
         "backends": served,
+        "autotune": tuning,
         "cpu": {
             "processor": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),

@@ -8,7 +8,7 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
-from .. import _extension, backend
+from .. import _extension, autotune, backend
 from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 
 EPILOGUES = ("none", "tanh")
@@ -96,16 +96,32 @@ class _InterpretedTriton(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, grad if ctx.has_residual else None, None
 
 
-def _triton_forward(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
+def _shape_key(x, weight, bias, dilation, epilogue, residual=None):
+    return (f"x {x.shape[0]}x{x.shape[1]}x~{autotune.bucket(x.shape[2])} w {tuple(weight.shape)} {x.dtype} "
+            f"dilation {dilation} bias {bias is not None} residual {residual is not None} {epilogue}")
+
+
+def _cuda_forward(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
+    """The CUDA kernel: Triton, or cuDNN + eager where autotune measured that faster for this shape."""
     from ..kernels.lrelu_conv1d import lrelu_conv1d_triton
-    return lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue)
+    candidates = {"triton": lambda: lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue),
+                  "eager": lambda: lrelu_conv1d_ref(x, weight, bias, dilation, slope, residual, epilogue)}
+    key = _shape_key(x, weight, bias, dilation, epilogue, residual)
+    return candidates[autotune.choose("lrelu_conv1d", key, candidates, x.device)]()
 
 
-def _triton_backward(grad_out, x, weight, bias, dilation, slope, epilogue):
+def _cuda_backward(grad_out, x, weight, bias, dilation, slope, epilogue):
     from ..kernels.lrelu_conv1d import lrelu_conv1d_backward_triton
-    grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad_out.contiguous(), x, weight, bias, dilation,
-                                                          slope, epilogue)
-    return grad_x, grad_w, grad_b if grad_b is not None else grad_out.new_zeros(weight.shape[0])
+
+    def triton():
+        grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad_out.contiguous(), x, weight, bias, dilation,
+                                                              slope, epilogue)
+        return grad_x, grad_w, grad_b if grad_b is not None else grad_out.new_zeros(weight.shape[0])
+
+    candidates = {"triton": triton,
+                  "eager": lambda: lrelu_conv1d_backward_ref(grad_out, x, weight, bias, dilation, slope, epilogue)}
+    key = _shape_key(x, weight, bias, dilation, epilogue)
+    return candidates[autotune.choose("lrelu_conv1d_backward", key, candidates, x.device)]()
 
 
 def _register():
@@ -138,8 +154,8 @@ def _register():
 
     # CUDA tensors run the Triton kernels (imported on first call) when triton is installed.
     if importlib.util.find_spec("triton") is not None:
-        torch.library.impl(lib, "CUDA")(_triton_forward)
-        torch.library.impl(lib + "_backward", "CUDA")(_triton_backward)
+        torch.library.impl(lib, "CUDA")(_cuda_forward)
+        torch.library.impl(lib + "_backward", "CUDA")(_cuda_backward)
         backend.PYTHON_CUDA_KERNELS.update({"lrelu_conv1d", "lrelu_conv1d_backward"})
 
 

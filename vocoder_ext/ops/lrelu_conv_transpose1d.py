@@ -8,7 +8,7 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
-from .. import _extension, backend
+from .. import _extension, autotune, backend
 from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 
 
@@ -78,14 +78,27 @@ class _InterpretedTriton(torch.autograd.Function):
         return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None
 
 
-def _triton_forward(x, weight, bias, stride, padding, slope=0.1):
+def _shape_key(x, weight, bias, stride, padding):
+    return (f"x {x.shape[0]}x{x.shape[1]}x~{autotune.bucket(x.shape[2])} w {tuple(weight.shape)} {x.dtype} "
+            f"stride {stride} padding {padding} bias {bias is not None}")
+
+
+def _cuda_forward(x, weight, bias, stride, padding, slope=0.1):
+    """The CUDA kernel: Triton, or cuDNN + eager where autotune measured that faster for this shape."""
     from ..kernels.lrelu_conv_transpose1d import lrelu_conv_transpose1d_triton
-    return lrelu_conv_transpose1d_triton(x, weight, bias, stride, padding, slope)
+    candidates = {"triton": lambda: lrelu_conv_transpose1d_triton(x, weight, bias, stride, padding, slope),
+                  "eager": lambda: lrelu_conv_transpose1d_ref(x, weight, bias, stride, padding, slope)}
+    key = _shape_key(x, weight, bias, stride, padding)
+    return candidates[autotune.choose("lrelu_conv_transpose1d", key, candidates, x.device)]()
 
 
-def _triton_backward(grad_out, x, weight, stride, padding, slope):
+def _cuda_backward(grad_out, x, weight, stride, padding, slope):
     from ..kernels.lrelu_conv_transpose1d import lrelu_conv_transpose1d_backward_triton
-    return lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding, slope)
+    candidates = {
+        "triton": lambda: lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding, slope),
+        "eager": lambda: lrelu_conv_transpose1d_backward_ref(grad_out, x, weight, stride, padding, slope)}
+    key = _shape_key(x, weight, None, stride, padding)
+    return candidates[autotune.choose("lrelu_conv_transpose1d_backward", key, candidates, x.device)]()
 
 
 def _register():
@@ -116,8 +129,8 @@ def _register():
 
     # CUDA tensors run the Triton kernels (imported on first call) when triton is installed.
     if importlib.util.find_spec("triton") is not None:
-        torch.library.impl(lib, "CUDA")(_triton_forward)
-        torch.library.impl(lib + "_backward", "CUDA")(_triton_backward)
+        torch.library.impl(lib, "CUDA")(_cuda_forward)
+        torch.library.impl(lib + "_backward", "CUDA")(_cuda_backward)
         backend.PYTHON_CUDA_KERNELS.update({"lrelu_conv_transpose1d", "lrelu_conv_transpose1d_backward"})
 
 
