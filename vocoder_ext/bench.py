@@ -21,6 +21,10 @@ OUT/bench.json (with the settings and the machine):
 shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
 ptxas -v; no GPU needed): OUT/static.md and OUT/static.json, see vocoder_ext/static_report.py.
 
+--device cuda runs none of these, only the end-to-end inference table on a GPU (eager, torch.compile
+reduce-overhead, fused on Triton; fp32 and fp16): OUT/bench_cuda.md and OUT/bench_cuda.json, see
+vocoder_ext/bench_cuda.py.
+
 How it times: every engine first runs --warmup times (torch.compile compiles then; that time is kept
 in the JSON as `first_call_s`, never in the medians). Then come --repeats rounds; each round runs every
 engine once, one after the other (round-robin), so slow drifts of a shared machine hit all engines
@@ -109,6 +113,8 @@ def add_arguments(p):
     p.add_argument("--quick", action="store_true",
                    help="tiny run for tests: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
                         + " (each unless given)")
+    from . import bench_cuda
+    bench_cuda.add_arguments(p)  # --device (cpu: this bench; cuda: bench_cuda's GPU table), --dtypes, --tf32
 
 
 def main(argv=None):
@@ -118,6 +124,10 @@ def main(argv=None):
 
 
 def run(args):
+    if getattr(args, "device", "cpu") != "cpu":  # the GPU table: vocoder_ext/bench_cuda.py
+        from . import bench_cuda
+        bench_cuda.run_cuda(args)
+        return
     if getattr(args, "static", False):
         from .static_report import run_static
         run_static(args.out)

@@ -1,0 +1,412 @@
+"""`python -m vocoder_ext bench --device cuda`: the end-to-end inference table on a GPU.
+
+One table, on stdout and in OUT/bench_cuda.md, with every raw sample in OUT/bench_cuda.json (settings,
+GPU, machine, versions, which backend serves each fused op on CUDA): the generator (weight norm removed,
+eval, no autograd) per config, batch size and dtype, for three engines:
+
+  eager    HiFiGAN(h, fused=False): PyTorch layers (cuDNN convolutions)
+  compile  torch.compile(eager model, mode="reduce-overhead", dynamic=False): inductor + CUDA graphs;
+           for fp16 it compiles the half model
+  fused    HiFiGAN(h, fused=True): the registered ops, served on CUDA tensors by the Triton kernels
+           (or whatever vocoder_ext.backends() names in its cuda column)
+
+fp16 = model.half() fed half mels. Columns: median ms, x real-time (audio seconds / wall seconds), kHz
+(output samples per second / 1000), speedup vs eager, max abs difference vs eager's output (same dtype,
+same input: a sanity check), first-call seconds.
+
+How it times (the discipline of vocoder_ext/bench.py): every engine first runs --warmup times, at least
+CUDA_MIN_WARMUP on a GPU (reduce-overhead compiles on the first call, records its CUDA graph on a later
+one; the Triton kernels autotune on their first call): the first call's seconds go to the JSON as
+`first_call_s`, never into the medians. Then --repeats rounds, each running every engine once
+(round-robin), round r on input r mod --inputs. On CUDA a sample is the time between two
+torch.cuda.Event(enable_timing=True) recorded around one call, the device synchronized before the start
+event and after the end event (so no call overlaps the next); the wall time around the same call
+(perf_counter, synchronized) is kept beside it in the JSON. fp32 means IEEE fp32 for every engine:
+TF32 is off in cuDNN and matmuls for the run unless --tf32.
+
+Everything below run_cuda takes a torch.device, so the same path runs on CPU tensors (perf_counter
+timing, and the CPU bench's torch.compile for the compile engine): that is how the tests exercise it.
+"""
+import argparse
+import contextlib
+import copy
+import datetime
+import importlib.metadata
+import json
+import os
+import re
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+from . import bench
+from .backend import OPS, backends
+from .config import resolve_config
+from .hifigan import HiFiGAN
+
+CUDA_ENGINES = ("eager", "compile", "fused")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+CUDA_MIN_WARMUP = 3  # reduce-overhead: compile + warm-up run, CUDA graph recording, a first replay
+# Defaults of the GPU table (--quick: tiny sizes, for a smoke run), each unless given.
+FULL = {"configs": "v1,v2,v3", "batches": "1,8", "seconds": 10.0, "repeats": 20, "dtypes": "fp32,fp16",
+        "engines": ",".join(CUDA_ENGINES)}
+QUICK = {"configs": "v2", "batches": "1", "seconds": 0.2, "repeats": 2, "dtypes": "fp32,fp16",
+         "engines": "eager,fused"}
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+NO_CUDA = "no CUDA device"
+
+
+def add_arguments(p):
+    """The GPU bench's own options (bench.add_arguments adds them to `bench`)."""
+    p.add_argument("--device", default="cpu", type=_device_name,
+                   help="cpu: the CPU benchmark (default); cuda or cuda:N: instead, only the end-to-end inference "
+                        "table on that GPU, engines eager, torch.compile(mode='reduce-overhead') and fused "
+                        f"(Triton), defaults --configs {FULL['configs']} --batches {FULL['batches']} "
+                        f"--repeats {FULL['repeats']} --dtypes {FULL['dtypes']}, --warmup at least "
+                        f"{CUDA_MIN_WARMUP}; writes OUT/bench_cuda.md and OUT/bench_cuda.json "
+                        "(vocoder_ext/bench_cuda.py)")
+    p.add_argument("--dtypes", help=f"with --device cuda: comma-separated subset of {','.join(DTYPES)} "
+                                    f"(default: {FULL['dtypes']}); fp16/bf16 = model.half()/bfloat16() and half mels")
+    p.add_argument("--tf32", action="store_true",
+                   help="with --device cuda: let cuDNN and matmuls use TF32 in the fp32 rows (default: off, so "
+                        "fp32 is IEEE fp32 for every engine, as the Triton kernels compute)")
+
+
+def _device_name(text):
+    if not DEVICE_PATTERN.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+    return text.strip()
+
+
+def run_cuda(args):
+    """The `bench --device cuda...` command: refuses without a GPU, else times and writes the table."""
+    from .cli import UserError
+    for flag, why in (("static", "--static needs no GPU: run it without --device"),
+                      ("ops_only", ("--ops-only: the GPU benchmark (--device cuda) has only the end-to-end "
+                                    "inference table"))):
+        if getattr(args, flag, False):
+            raise UserError(why)
+    device = cuda_device(args.device)
+    settings = resolve_cuda_settings(args)
+    with torch.cuda.device(device), tf32(settings["tf32"]):
+        benchmark(settings, device)
+
+
+def cuda_device(name):
+    """torch.device(name) of a CUDA device this machine has; a UserError starting "no CUDA device" if none."""
+    from .cli import UserError
+    if not torch.cuda.is_available():
+        raise UserError(f"{NO_CUDA}: --device {name} runs the GPU benchmark and needs a GPU, but "
+                        f"torch.cuda.is_available() is False here (torch {torch.__version__}, CUDA build "
+                        f"{torch.version.cuda or 'none'}); without --device the CPU benchmark runs")
+    device = torch.device(name)
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def resolve_cuda_settings(args):
+    """The command line -> the settings dict of the GPU table (bench.resolve_settings validates the shared
+    options, with this table's defaults filled in first)."""
+    from .cli import UserError
+    defaults = QUICK if args.quick else FULL
+    shared = copy.copy(args)
+    for name in ("configs", "batches", "seconds", "repeats", "engines"):
+        if getattr(shared, name) is None:
+            setattr(shared, name, defaults[name])
+    s = bench.resolve_settings(shared)
+    if not set(s["engines"]) <= set(CUDA_ENGINES):
+        raise UserError(f"--engines: with --device {args.device}, expected a comma-separated subset of "
+                        f"{','.join(CUDA_ENGINES)}, got {shared.engines!r}")
+    text = args.dtypes if args.dtypes is not None else defaults["dtypes"]
+    dtypes = {d.strip() for d in text.split(",") if d.strip()}
+    if not dtypes or not dtypes <= set(DTYPES):
+        raise UserError(f"--dtypes: expected a comma-separated subset of {','.join(DTYPES)}, got {text!r}")
+    return {key: s[key] for key in ("configs", "batches", "seconds", "repeats", "inputs", "engines", "seed",
+                                    "out", "quick", "command")} | {
+        "device": args.device,
+        "dtypes": [d for d in DTYPES if d in dtypes],  # fp32 first: the other dtypes are compared with it
+        "warmup": max(args.warmup, CUDA_MIN_WARMUP), "warmup_asked": args.warmup, "tf32": args.tf32}
+
+
+@contextlib.contextmanager
+def tf32(allow):
+    """cuDNN and matmul TF32 set to `allow` for the run, restored after (main() may run in-process)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def benchmark(settings, device):
+    """Time, print the Markdown, write OUT/bench_cuda.md and OUT/bench_cuda.json; -> the report."""
+    configs = [(bench.config_name(c), resolve_config(c)) for c in settings["configs"]]
+    with warnings.catch_warnings():
+        # The header says which backend serves each op; the per-op fallback warning would only repeat it.
+        warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
+        report = run_report(configs, settings, device)
+    markdown = render_markdown(report)
+    print(markdown)
+    os.makedirs(settings["out"], exist_ok=True)
+    with open(os.path.join(settings["out"], "bench_cuda.md"), "w") as f:
+        f.write(markdown + "\n")
+    with open(os.path.join(settings["out"], "bench_cuda.json"), "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    print(f"\nwrote bench_cuda.md and bench_cuda.json to {settings['out']}", file=sys.stderr)
+    return report
+
+
+def run_report(configs, settings, device):
+    """[(name, config dict)] -> the whole report (what bench_cuda.json holds)."""
+    report = {"command": settings["command"],
+              "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "settings": settings, "device": device_info(device), "machine": bench.machine_info(),
+              "versions": {**bench.versions(), "triton": _version("triton")},
+              "backends": {op: backends()[op][device.type] for op in OPS},
+              "load_average": {"start": bench.load_average()}}
+    report["e2e"] = e2e_rows(configs, settings, device)
+    report["load_average"]["end"] = bench.load_average()
+    return report
+
+
+def e2e_rows(configs, settings, device):
+    rows = []
+    for name, h in configs:
+        torch.manual_seed(settings["seed"])
+        eager_fp32 = HiFiGAN(h, fused=False).remove_weight_norm().eval()
+        fused_fp32 = HiFiGAN(h, fused=True).remove_weight_norm().eval()
+        fused_fp32.load_state_dict(eager_fp32.state_dict())
+        models = {dtype: (copy.deepcopy(eager_fp32).to(device, DTYPES[dtype]),
+                          copy.deepcopy(fused_fp32).to(device, DTYPES[dtype])) for dtype in settings["dtypes"]}
+        frames = bench.frames_for(h, settings["seconds"])
+        sampling_rate = h.get("sampling_rate", bench.DEFAULT_SAMPLING_RATE)
+        for batch in settings["batches"]:
+            gen = torch.Generator().manual_seed(settings["seed"] + batch)
+            mels = [torch.randn(batch, h["num_mels"], frames, generator=gen) for _ in range(settings["inputs"])]
+            fp32_reference = None  # eager fp32 audio of the first mel: how far the other dtypes are from it
+            for dtype in settings["dtypes"]:
+                bench.log(f"e2e {device.type}: {name} batch {batch} {dtype}, {frames} frames "
+                          f"({settings['seconds']:g} s of audio per item)")
+                inputs = [m.to(device, DTYPES[dtype]) for m in mels]
+                skips = _cudagraph_skips()
+                engines = make_engines(settings["engines"], *models[dtype], device)
+                outputs, first_call, failed, timings = time_engines(engines, inputs, settings, device)
+                if dtype == "fp32" and "eager" in outputs:
+                    fp32_reference = outputs["eager"]
+                case = {"config": name, "batch": batch, "dtype": dtype, "frames": frames}
+                for row in case_rows(case, settings["engines"], outputs, first_call, failed, timings, sampling_rate,
+                                     fp32_reference):
+                    if row["engine"] == "compile" and device.type == "cuda":
+                        row["cudagraph_skips"] = _cudagraph_skips() - skips
+                    rows.append(row)
+                del engines, outputs, inputs
+                torch._dynamo.reset()  # frees the compiled graphs (and their CUDA graph memory pools)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        del models
+    return rows
+
+
+def make_engines(names, eager_model, fused_model, device):
+    """-> {engine: fn(mel) -> audio} for eager, compile and fused."""
+    engines = {}
+    for name in names:
+        if name == "eager":
+            engines[name] = bench.inference(eager_model)
+        elif name == "fused":
+            engines[name] = bench.inference(fused_model)
+        elif name == "compile":
+            engines[name] = compiled_engine(eager_model, device)
+        else:
+            raise ValueError(f"not an engine of the GPU table: {name!r}")
+    return engines
+
+
+def compiled_engine(model, device):
+    """On CUDA: torch.compile(mode="reduce-overhead") (inductor + CUDA graphs), one static graph per input
+    shape, under torch.no_grad(). Elsewhere the CPU bench's compile engine (inductor with freezing)."""
+    if device.type != "cuda":
+        return bench.compiled_engine(model)
+    torch._dynamo.reset()  # a fresh cache for each case: no recompile limits, no stale graphs
+    compiled = torch.compile(model, mode="reduce-overhead", dynamic=False)
+
+    def fn(mel):
+        with torch.no_grad():
+            torch.compiler.cudagraph_mark_step_begin()  # each call is a new inference step
+            return compiled(mel)
+    return fn
+
+
+def time_engines(engines, inputs, settings, device):
+    """Warm-up (bench.warm_up, each call synchronized), then round-robin rounds timed for the device.
+
+    -> (outputs of the first input, first-call seconds, {engine: error}, {engine: {"seconds": [...], ...}})."""
+    synced = {name: synchronized(fn, device) for name, fn in engines.items()}
+    outputs, first_call, failed = bench.warm_up(synced, inputs[0], settings["warmup"])
+    working = {name: fn for name, fn in engines.items() if name not in failed}
+    if device.type == "cuda":
+        timings = cuda_round_robin(working, inputs, settings["repeats"], device)
+    else:
+        timings = {name: {**t, "timer": "perf_counter"}
+                   for name, t in bench.round_robin(working, inputs, settings["repeats"]).items()}
+    return outputs, first_call, failed, timings
+
+
+def synchronized(fn, device):
+    """fn, waiting for the device's queued work before returning (CUDA runs asynchronously)."""
+    if device.type != "cuda":
+        return fn
+
+    def call(x):
+        out = fn(x)
+        torch.cuda.synchronize(device)
+        return out
+    return call
+
+
+def cuda_round_robin(engines, inputs, repeats, device):
+    """bench.round_robin for CUDA: round r runs each engine once on inputs[r % len(inputs)]; a sample is the
+    CUDA-event time of one call (device idle before it, waited for after it), plus its synchronized wall time."""
+    samples = {name: {"seconds": [], "wall_seconds": [], "calls_per_sample": 1, "timer": "cuda events"}
+               for name in engines}
+    for r in range(repeats):
+        inp = inputs[r % len(inputs)]
+        for name, fn in engines.items():
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize(device)
+            wall = time.perf_counter()
+            start.record()
+            fn(inp)
+            end.record()
+            end.synchronize()
+            samples[name]["wall_seconds"].append(time.perf_counter() - wall)
+            samples[name]["seconds"].append(start.elapsed_time(end) / 1e3)  # elapsed_time is in ms
+    return samples
+
+
+def case_rows(case, names, outputs, first_call, failed, timings, sampling_rate, fp32_reference):
+    """One row per engine of one (config, batch, dtype) case, derived numbers from the medians."""
+    samples = outputs["eager"].numel() if "eager" in outputs else None
+    eager_s = statistics.median(timings["eager"]["seconds"]) if "eager" in timings else None
+    rows = []
+    for engine in names:
+        row = {**case, "engine": engine, "audio_s": samples / sampling_rate if samples else None,
+               "output_samples": samples}
+        if engine in timings and eager_s:
+            seconds = statistics.median(timings[engine]["seconds"])
+            out = outputs[engine]
+            row.update(status="ok", median_s=seconds, x_realtime=row["audio_s"] / seconds,
+                       khz=samples / seconds / 1e3, speedup_vs_eager=eager_s / seconds,
+                       max_abs_diff_vs_eager=(out - outputs["eager"]).abs().max().item(),
+                       max_abs_diff_vs_fp32_eager=(out - fp32_reference).abs().max().item()
+                       if fp32_reference is not None else None,
+                       first_call_s=first_call[engine], **timings[engine])
+        elif engine in failed:
+            row["status"] = f"failed: {failed[engine]}"
+        else:
+            row["status"] = "skipped: eager failed (every number is relative to eager)"
+        rows.append(row)
+    return rows
+
+
+def _cudagraph_skips():
+    """Inductor's count of graphs that fell back from CUDA graphs (each logs why)."""
+    from torch._dynamo.utils import counters
+    return counters["inductor"]["cudagraph_skips"]
+
+
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def device_info(device):
+    info = {"type": device.type, "index": device.index}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(name=torch.cuda.get_device_name(device),
+                    capability=list(torch.cuda.get_device_capability(device)),
+                    memory_gib=props.total_memory / 2 ** 30, multiprocessors=props.multi_processor_count,
+                    torch_cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                    cudnn_benchmark=torch.backends.cudnn.benchmark,
+                    tf32={"cudnn": torch.backends.cudnn.allow_tf32,
+                          "matmul": torch.backends.cuda.matmul.allow_tf32})
+    return info
+
+
+# ---- Markdown -------------------------------------------------------------------------------
+def render_markdown(report):
+    s, d, m, v = report["settings"], report["device"], report["machine"], report["versions"]
+    if d["type"] == "cuda":
+        gpu = (f"- GPU: {d['name']} (cuda:{d['index']}), compute capability {d['capability'][0]}.{d['capability'][1]}, "
+               f"{d['memory_gib']:.0f} GiB, {d['multiprocessors']} SMs; CUDA {d['torch_cuda']}, cuDNN {d['cudnn']} "
+               f"(benchmark mode {'on' if d['cudnn_benchmark'] else 'off'}); TF32 "
+               f"{'on' if d['tf32']['cudnn'] else 'off'} in cuDNN, {'on' if d['tf32']['matmul'] else 'off'} in matmuls")
+        timer = ("CUDA events around each call (device synchronized before and after); the JSON also has the "
+                 "synchronized wall time of each sample")
+    else:
+        gpu = f"- device: {d['type']} (no GPU: the path the tests exercise)"
+        timer = "wall clock (time.perf_counter)"
+    warmup = f"{s['warmup']} warm-up run(s)" + (f" (--warmup {s['warmup_asked']} raised to the minimum)"
+                                                 if s.get("warmup_asked", s["warmup"]) != s["warmup"] else "")
+    lines = [
+        "# vocoder_ext GPU benchmark",
+        "",
+        f"- command: `{report['command']}`",
+        f"- date: {report['date']}",
+        gpu,
+        f"- host CPU (launches the kernels): {m['cpu']}, {m['logical_cpus']} logical CPUs; {m['platform']}",
+        (f"- versions: vocoder_ext {v['vocoder_ext']}, torch {v['torch']}, "
+         f"triton {v['triton'] or 'not installed'}, python {m['python']}"),
+        f"- fused ops served on {d['type']} by: " + "; ".join(f"{op}: {b}" for op, b in report["backends"].items()),
+        (f"- timing: median of {s['repeats']} samples after {warmup}; engines interleaved round-robin within "
+         f"each repeat; {s['inputs']} different random inputs of each shape used in turn; {timer}"),
+        "",
+        render_e2e(report["e2e"], s, d["type"]),
+    ]
+    return "\n".join(lines)
+
+
+def render_e2e(rows, s, device_type):
+    body, skipped = [], []
+    for r in rows:
+        engine = r["engine"]
+        if r.get("cudagraph_skips"):
+            engine += "*"
+            skipped.append(f"{r['config']} batch {r['batch']} {r['dtype']}")
+        if r["status"] == "ok":
+            body.append([r["config"], r["batch"], r["dtype"], engine, bench.fmt(1e3 * r["median_s"]),
+                         bench.fmt(r["x_realtime"]), bench.fmt(r["khz"]), bench.fmt(r["speedup_vs_eager"]),
+                         bench.fmt(r["max_abs_diff_vs_eager"], 2), bench.fmt(r["first_call_s"])])
+        else:
+            body.append([r["config"], r["batch"], r["dtype"], engine, r["status"], "", "", "", "", ""])
+    compile_text = ("torch.compile(eager model, mode=\"reduce-overhead\", dynamic=False) under torch.no_grad() "
+                    "(inductor + CUDA graphs; for fp16/bf16 the half model is compiled)" if device_type == "cuda"
+                    else "torch.compile(eager model, inductor, freezing=True) under torch.no_grad()")
+    lines = [
+        f"## End to end on {device_type}: inference, {s['seconds']:g} s of audio per item",
+        "",
+        ("Weight norm removed, eval. eager = HiFiGAN(fused=False) and fused = HiFiGAN(fused=True) under "
+         f"torch.inference_mode(); compile = {compile_text}. fp16/bf16 = the model cast to that dtype, fed mels "
+         "of that dtype. x real-time = audio seconds (all items) / wall seconds; kHz = output samples per "
+         "second / 1000; max abs diff vs eager = against eager's output in the same dtype on the same input "
+         "(the JSON also has each output's max abs diff from eager fp32); first call = the first warm-up call "
+         "(compilation, CUDA graph capture, autotuning), not in the medians."),
+        "",
+        bench.table(["config", "batch", "dtype", "engine", "median ms", "x real-time", "kHz", "speedup vs eager",
+                     "max abs diff vs eager", "first call s"], body),
+    ]
+    if skipped:
+        lines += ["", "\\* inductor fell back from CUDA graphs for part of the model (the log says why; "
+                  "`cudagraph_skips` in the JSON): " + "; ".join(skipped)]
+    return "\n".join(lines)
