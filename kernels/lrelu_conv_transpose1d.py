@@ -10,10 +10,11 @@ The contract and the ground truth are in vocoder_ext/ops/lrelu_conv_transpose1d.
 
 Two @triton.jit kernels serve forward and backward:
 
-- `_conv_kernel`: an implicit GEMM gather. One program owns an output tile [BLOCK_CO, BLOCK_T] of one
-  batch item and loops over taps k and input-channel blocks, accumulating weight[k] @ x_gathered_k with
-  tl.dot in fp32. The constexpr TRANSPOSED picks the index map: the forward reads x at (t + p - k) / s
-  (positions where the division is not exact, or out of range, load 0), and grad_x reads the output
+- `_conv_kernel`: an implicit GEMM. One program owns an output tile [BLOCK_CO, BLOCK_T] of one batch
+  item and loops over taps k and input-channel blocks, accumulating weight[k] @ x_k with tl.dot in
+  fp32. The constexpr TRANSPOSED picks the index map: the forward is polyphase -- a program's outputs
+  are one phase t = ph + i*s, reached only by the taps k = ph + p (mod s), each reading the contiguous
+  input positions i + (ph + p - k) / s (out of range: 0) -- and grad_x reads the output
   gradient at j*s - p + k (a plain strided conv, with weights transposed to [K, C_in, C_out]); the
   epilogue then adds the bias (forward) or multiplies by leaky'(x) (grad_x).
 - `_grad_weight_kernel`: grad_w[ci, co, k] = sum_{b, j} leaky(x)[b, ci, j] * g[b, co, j*s - p + k], one
@@ -60,7 +61,8 @@ def _conv_kernel(
     stride_xb, stride_xc, stride_xt,
     stride_eb, stride_ec, stride_et,
     stride_yb, stride_yc, stride_yt,
-    # True:  transposed conv, out position t reads in position (t + pad - k) / conv_stride when exact
+    # True:  transposed conv, out position t reads in position (t + pad - k) / conv_stride when exact,
+    #        computed polyphase (one output phase per program)
     # False: strided conv,    out position t reads in position t * conv_stride - pad + k
     TRANSPOSED: tl.constexpr,
     PROLOGUE_LRELU: tl.constexpr,  # apply leaky-ReLU to every loaded input tile (forward) or not (grad_x)
@@ -74,23 +76,32 @@ def _conv_kernel(
     b = tl.program_id(2).to(tl.int64)  # int64: batch offsets of long audio can pass 2**31 elements
 
     co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    if TRANSPOSED:
+        # Polyphase: axis 0 is (time block, phase). The outputs of phase ph are t = ph + i*stride, and
+        # only the taps k = ph + pad (mod stride) reach them, from input position
+        # j = (t + pad - k) / stride = i + (ph + pad - k) / stride (exact): a contiguous input tile per
+        # tap, and no tap whose products would all be masked away.
+        phase = pid_t % conv_stride
+        i = (pid_t // conv_stride) * BLOCK_T + tl.arange(0, BLOCK_T)
+        t = phase + i * conv_stride
+        k_first = (phase + pad) % conv_stride
+        k_step = conv_stride
+    else:
+        t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+        k_first = 0
+        k_step = 1
     co_ok = co < C_out
     t_ok = t < T_out
 
     x_batch = x_ptr + b * stride_xb
     acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
-    for k in range(K):
+    for k in range(k_first, K, k_step):
         if TRANSPOSED:
-            # Clamp before dividing so // and % only ever see non-negative numbers (no sign conventions).
-            num = t + pad - k
-            num_ok = num >= 0
-            num = tl.where(num_ok, num, 0)
-            t_in = num // conv_stride
-            t_in_ok = num_ok & (num - t_in * conv_stride == 0) & (t_in < T_in)
+            # phase + pad - k is a multiple of the stride (possibly negative): the division is exact.
+            t_in = i + (phase + pad - k) // conv_stride
         else:
             t_in = t * conv_stride - pad + k
-            t_in_ok = (t_in >= 0) & (t_in < T_in)
+        t_in_ok = (t_in >= 0) & (t_in < T_in)
         # Invalid positions load 0, and masking before the leaky-ReLU is right because leaky(0) = 0.
         w_tap = w_ptr + k * C_out * C_in
         for ci0 in range(0, C_in, BLOCK_CI):
@@ -316,6 +327,9 @@ def _launch_conv(inp, packed, bias, e, out, stride, padding, slope, transposed, 
     e_strides = e.stride() if e is not None else (0, 0, 0)
 
     def grid(meta):
+        if transposed:  # (time block, phase) pairs: each phase has at most cdiv(t_out, stride) outputs
+            return (stride * triton.cdiv(triton.cdiv(t_out, stride), meta["BLOCK_T"]),
+                    triton.cdiv(c_out, meta["BLOCK_CO"]), batch)
         return (triton.cdiv(t_out, meta["BLOCK_T"]), triton.cdiv(c_out, meta["BLOCK_CO"]), batch)
 
     conv_kernel[grid](

@@ -87,7 +87,8 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
 
     y = K.lrelu_conv_transpose1d_triton(x, w, b, s, p, SLOPE)
     assert y.shape == (batch, c_out, t_out)
-    assert launches["conv"].grids == [(_cdiv(t_out, 32), _cdiv(c_out, 16), batch)]  # y came from Triton
+    # y came from Triton, one program per (time block, output phase)
+    assert launches["conv"].grids == [(s * _cdiv(_cdiv(t_out, s), 32), _cdiv(c_out, 16), batch)]
     _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE))
 
     g = torch.randn(batch, c_out, t_out)
