@@ -147,7 +147,9 @@ class HiFiGAN(nn.Module):
             raise ValueError(f"mel: expected at least one batch item and one frame, got shape {tuple(mel.shape)}")
         if not mel.is_floating_point():
             raise TypeError(f"mel: expected a floating-point tensor, got dtype {mel.dtype}")
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(mel).all()):
+        # Reading the flag back is a host sync, impossible while a CUDA graph is being captured.
+        capturing = mel.is_cuda and torch.cuda.is_current_stream_capturing()
+        if not torch.compiler.is_compiling() and not capturing and not bool(torch.isfinite(mel).all()):
             raise ValueError("mel: contains NaN or inf values")
         dtype = self.conv_pre.bias.dtype
         return mel if mel.dtype == dtype else mel.to(dtype)  # e.g. an fp32 mel into a .half() model
