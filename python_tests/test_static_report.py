@@ -59,7 +59,8 @@ def test_compiles_each_kernel_for_sm90():
     rows = result["rows"]
     kernels = {(r["module"], r["kernel"]) for r in rows}
     assert kernels == {(m, k) for m in S.KERNEL_MODULES for k in ("_conv_kernel", "_grad_weight_kernel")}
-    assert len(rows) == 4, [(r["module"], r["kernel"], r["variant"]) for r in rows]
+    assert len(rows) == 8, [(r["module"], r["kernel"], r["variant"], r["inputs"]) for r in rows]
+    assert sorted(r["inputs"] for r in rows) == ["contiguous"] * 4 + ["generic"] * 4
     for r in rows:
         assert r["status"] == "ok", r
         assert r["ptxas_arch"] == "sm_90a", r
@@ -67,4 +68,4 @@ def test_compiles_each_kernel_for_sm90():
         assert r["smem_bytes"] > 0 and r["triton_num_warps"] == r["num_warps"], r
         assert r["spill_stores"] == 0 and r["spill_loads"] == 0, r  # the config sets are chosen spill-free
     markdown = S.render_markdown(result)
-    assert "| kernel | variant |" in markdown and "static: 4 combinations" in markdown
+    assert "| kernel | variant |" in markdown and "static: 8 combinations" in markdown

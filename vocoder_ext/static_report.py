@@ -4,7 +4,8 @@
 @triton.jit kernel ahead of time, for each autotune config of its launcher (_CONV_CONFIGS /
 _GRAD_WEIGHT_CONFIGS: block sizes, num_warps, num_stages), each constexpr variant the launchers
 actually use, each operand dtype (fp32, fp16: DOT_DTYPE and the pointer dtypes follow it, as in the
-launchers) and each target (sm_80, sm_90 -- Triton emits `.target sm_90a` for the latter). The PTX
+launchers), each target (sm_80, sm_90 -- Triton emits `.target sm_90a` for the latter) and two
+specializations of the arguments (INPUTS: generic, and contiguous tensors as a usual launch sees them). The PTX
 goes through `ptxas -v` (the CUDA toolkit's, with the flags Triton itself passes), whose log gives
 registers, static shared memory and spill stores/loads per thread. Triton's own metadata gives the
 dynamic shared memory the launch reserves (`metadata.shared`) and num_warps.
@@ -29,6 +30,11 @@ import tempfile
 import time
 
 TARGETS = (80, 90)
+# What Triton specializes a launch on: "generic" assumes nothing about the arguments; "contiguous" is
+# the usual launch, on contiguous tensors: time (and tap) strides equal 1, which Triton turns into
+# constants, and 16-byte aligned pointers. The register allocation differs between the two, either way.
+INPUTS = ("generic", "contiguous")
+_UNIT_STRIDES = ("stride_xt", "stride_et", "stride_yt", "stride_gt", "stride_wk")
 DTYPES = ("fp32", "fp16")
 KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d")
 # The same flags Triton's make_cubin passes to its bundled ptxas (plus -v), so the numbers are those of
@@ -103,8 +109,8 @@ def jobs(kernel_modules, first_config_only=False, targets=TARGETS, dtypes=DTYPES
             # The launchers tune over their operand dtype's tile set only (kernels/_launch.py: tuned).
             configs = getattr(kernel_modules[module], _CONFIG_LISTS[kernel])[_config_dtype(dtype)]
             for cfg in configs[:1] if first_config_only else configs:
-                for target in targets:
-                    out.append(dict(module=module, kernel=kernel, variant=variant, dtype=dtype,
+                for target, inputs in ((t, i) for t in targets for i in INPUTS):
+                    out.append(dict(module=module, kernel=kernel, variant=variant, dtype=dtype, inputs=inputs,
                                     pointers={n: dtype if v == "d" else v for n, v in pointers.items()},
                                     flags=dict(flags), blocks=dict(cfg.kwargs), num_warps=cfg.num_warps,
                                     num_stages=cfg.num_stages, target=target))
@@ -193,9 +199,16 @@ def _compile_one(job, ptxas):
     if missing:
         row["status"] = f"not compiled: no value for constexpr {', '.join(missing)}"
         return row
+    attrs = {}
+    if job["inputs"] == "contiguous":
+        for i, name in enumerate(fn.arg_names):
+            if name in _UNIT_STRIDES:
+                signature[name], constexprs[name] = "constexpr", 1
+            elif name in job["pointers"]:
+                attrs[(i,)] = [["tt.divisibility", 16]]
     start = time.perf_counter()
     try:
-        src = ASTSource(fn=fn, signature=signature,
+        src = ASTSource(fn=fn, signature=signature, attrs=attrs,
                         constexprs={(fn.arg_names.index(n),): v for n, v in constexprs.items()})
         compiled = triton.compile(src, target=GPUTarget("cuda", job["target"], 32),
                                   options={"num_warps": job["num_warps"], "num_stages": job["num_stages"]})
@@ -367,7 +380,7 @@ def summary(result):
     failed = [r for r in rows if r.get("status") != "ok"]
     spilling = [r for r in ok if _spills(r)]
     n_kernels = len({(r["module"], r["kernel"]) for r in rows})
-    line = (f"static: {len(rows)} combinations ({n_kernels} kernels x variant x dtype x config x target), "
+    line = (f"static: {len(rows)} combinations ({n_kernels} kernels x variant x dtype x inputs x config x target), "
             f"{len(ok)} compiled, {len(failed)} failed, {len(spilling)} spill"
             + (f", max {max(r['registers'] for r in ok)} registers" if ok else ""))
     return line, spilling, failed
@@ -376,13 +389,13 @@ def summary(result):
 def render_markdown(result):
     from .bench import table  # the bench's own table helper (imported lazily: bench imports torch)
     rows = result["rows"]
-    headers = ["kernel", "variant", "dtype", "config", "target", "status", "registers", "smem bytes",
+    headers = ["kernel", "variant", "dtype", "inputs", "config", "target", "status", "registers", "smem bytes",
                "spill stores", "spill loads"]
 
     def cell(v):
         return "-" if v is None else v
 
-    body = [[f"{r['module']}.{r['kernel']}", r["variant"], r["dtype"], config_label(r),
+    body = [[f"{r['module']}.{r['kernel']}", r["variant"], r["dtype"], r["inputs"], config_label(r),
              r.get("ptxas_arch") or f"sm_{r['target']}", ("SPILLS" if _spills(r) else "ok")
              if r.get("status") == "ok" else r.get("status"), cell(r.get("registers")),
              cell(r.get("smem_bytes")) if not r.get("ptxas_smem_bytes") else
@@ -403,12 +416,12 @@ def render_markdown(result):
     ]
     if spilling:
         parts += ["", "Spilling (the requirement is that no kernel spills):"]
-        parts += [f"- {r['module']}.{r['kernel']} {r['variant']} {r['dtype']} {config_label(r)} {r['ptxas_arch']}: "
+        parts += [f"- {r['module']}.{r['kernel']} {r['variant']} {r['dtype']} {r['inputs']} {config_label(r)} {r['ptxas_arch']}: "
                   f"{r['registers']} registers, {r['spill_stores']} B spill stores, {r['spill_loads']} B spill loads"
                   for r in spilling]
     if failed:
         parts += ["", "Not compiled:"]
-        parts += [f"- {r['module']}.{r['kernel']} {r['variant']} {r['dtype']} {config_label(r)} sm_{r['target']}: "
+        parts += [f"- {r['module']}.{r['kernel']} {r['variant']} {r['dtype']} {r['inputs']} {config_label(r)} sm_{r['target']}: "
                   f"{r['status']}" for r in failed]
     return "\n".join(parts)
 
