@@ -21,9 +21,9 @@ Two @triton.jit kernels serve forward and backward:
   their partial sums are added in fp32 afterwards: deterministic, no atomics.
 
 On a GPU the kernels are wrapped in triton.autotune, over a tile set per operand width (fp32 IEEE FMAs
-vs 16-bit tensor cores), each chosen so that no config spills registers (`bench --static`). Under the Triton interpreter (TRITON_INTERPRET=1,
-CPU tensors, used by the tests) they run with one fixed config, because multi-config autotuning does not
-work there. The choice is made at import time, like Triton's own choice of interpreter vs compiler.
+vs 16-bit tensor cores; _tiles.py), each chosen so that no config spills registers (`bench --static`).
+Under the Triton interpreter (TRITON_INTERPRET=1, CPU tensors, used by the tests) they run with one
+fixed config, because multi-config autotuning does not work there. The choice is made at import time, like Triton's own choice of interpreter vs compiler.
 """
 import torch
 import triton
@@ -39,6 +39,12 @@ from ._launch import (
     meta,
     time_splits,
     tuned,
+)
+from ._tiles import (
+    CONV_CONFIGS,
+    GRAD_WEIGHT_CONFIGS,
+    INTERPRETER_CONV_CONFIG,
+    INTERPRETER_GRAD_WEIGHT_CONFIG,
 )
 
 EPILOGUES = ("none", "tanh")
@@ -200,53 +206,12 @@ def _grad_weight_kernel(
         tl.store(gb_ptr + split * stride_bs + co, acc_b.to(gb_ptr.dtype.element_ty), mask=co_ok & owner)
 
 
-# ------------------------------------------------------------------------- configs (GPU vs interpreter)
+# ------------------------------------------------------------------------------------------- autotuning
 
-# Keyed on shapes, the epilogue (tanh costs registers) and T bucketed to a power of two, so a new audio
+# The tile sets are in _tiles.py. Keyed on shapes, the epilogue (tanh costs registers) and T bucketed to a power of two, so a new audio
 # length reuses the tuning of its bucket instead of re-running the autotuner.
-_CONV_CONFIGS = {
-    # IEEE fp32 tl.dot runs as FMAs with both operand tiles in registers: narrow C_in blocks.
-    "fp32": [
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 256}, num_warps=8, num_stages=3),
-    ],
-    # Tensor cores. 128-wide C_out tiles for the early stages' 256..512 channels; 16..32 for the late
-    # stages' 32..64 channels, long T and conv_post's C_out = 1.
-    "fp16": [
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
-    ],
-}
-_GRAD_WEIGHT_CONFIGS = {
-    # The reduction runs over time (BLOCK_T is the dot's inner size): short for the FMA path.
-    "fp32": [
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=8, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 8}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
-    ],
-    "fp16": [
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=2),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 32}, num_warps=8, num_stages=3),
-    ],
-}
-# Under the interpreter: small tiles (it runs each program in numpy), still >= 16 for tl.dot. Tests pick
-# shapes larger than these so that every loop and mask runs across several blocks.
-INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
-INTERPRETER_GRAD_WEIGHT_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
-
-
-conv_kernel = tuned(_conv_kernel, _CONV_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K", "EPILOGUE", "ADD_E"])
-grad_weight_kernel = tuned(_grad_weight_kernel, _GRAD_WEIGHT_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K"])
+conv_kernel = tuned(_conv_kernel, CONV_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K", "EPILOGUE", "ADD_E"])
+grad_weight_kernel = tuned(_grad_weight_kernel, GRAD_WEIGHT_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K"])
 
 
 # ------------------------------------------------------------------------------------------ launchers

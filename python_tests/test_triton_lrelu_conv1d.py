@@ -205,7 +205,7 @@ def test_compiles_for_a_gpu_without_one():
         import vocoder_ext.kernels.lrelu_conv1d as L
         assert not L.INTERPRET and isinstance(L.conv_kernel, triton.runtime.Autotuner)
         # A launch tunes over its operand width's own (spill-free) tile set only.
-        for kernel, configs in ((L.conv_kernel, L._CONV_CONFIGS), (L.grad_weight_kernel, L._GRAD_WEIGHT_CONFIGS)):
+        for kernel, configs in ((L.conv_kernel, L.CONV_CONFIGS), (L.grad_weight_kernel, L.GRAD_WEIGHT_CONFIGS)):
             kernel.nargs = {}  # set by a launch; prune_configs hands it to the pruner
             for dot, name in ((tl.float32, "fp32"), (tl.float16, "fp16"), (tl.bfloat16, "fp16")):
                 assert kernel.prune_configs({"DOT_DTYPE": dot}) == configs[name], (dot, name)

@@ -1,8 +1,8 @@
 """Static GPU resource report of the Triton kernels in vocoder_ext.kernels (no GPU needed).
 
 `python -m vocoder_ext bench --static` (or `python -m vocoder_ext.static_report`) compiles every
-@triton.jit kernel ahead of time, for each autotune config of its launcher (_CONV_CONFIGS /
-_GRAD_WEIGHT_CONFIGS: block sizes, num_warps, num_stages), each constexpr variant the launchers
+@triton.jit kernel ahead of time, for each autotune config of its launcher (kernels/_tiles.py: CONV_CONFIGS /
+GRAD_WEIGHT_CONFIGS: block sizes, num_warps, num_stages), each constexpr variant the launchers
 actually use, each operand dtype (fp32, fp16: DOT_DTYPE and the pointer dtypes follow it, as in the
 launchers), each target (sm_80, sm_90 -- Triton emits `.target sm_90a` for the latter) and two
 specializations of the arguments (INPUTS: generic, and contiguous tensors as a usual launch sees them). The PTX
@@ -87,7 +87,7 @@ def _variants():
     ]
 
 
-_CONFIG_LISTS = {"_conv_kernel": "_CONV_CONFIGS", "_grad_weight_kernel": "_GRAD_WEIGHT_CONFIGS"}
+_CONFIG_LISTS = {"_conv_kernel": "CONV_CONFIGS", "_grad_weight_kernel": "GRAD_WEIGHT_CONFIGS"}
 
 
 def _config_dtype(dtype):
