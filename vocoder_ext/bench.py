@@ -142,15 +142,19 @@ def run(args):
             report = run_sections(settings)
     finally:
         torch.set_num_threads(previous_threads)  # main() may be called in-process (tests)
-    markdown = render_markdown(report)
+    write_outputs(settings["out"], "bench", render_markdown(report), report)
+
+
+def write_outputs(out, stem, markdown, report):
+    """The table on stdout, and OUT/<stem>.md + OUT/<stem>.json."""
     print(markdown)
-    os.makedirs(settings["out"], exist_ok=True)
-    with open(os.path.join(settings["out"], "bench.md"), "w") as f:
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{stem}.md"), "w") as f:
         f.write(markdown + "\n")
-    with open(os.path.join(settings["out"], "bench.json"), "w") as f:
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
-    print(f"\nwrote bench.md and bench.json to {settings['out']}", file=sys.stderr)
+    print(f"\nwrote {stem}.md and {stem}.json to {out}", file=sys.stderr)
 
 
 def resolve_settings(args):

@@ -32,11 +32,8 @@ import contextlib
 import copy
 import datetime
 import importlib.metadata
-import json
-import os
 import re
 import statistics
-import sys
 import time
 import warnings
 
@@ -152,15 +149,7 @@ def benchmark(settings, device):
         # The header says which backend serves each op; the per-op fallback warning would only repeat it.
         warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
         report = run_report(configs, settings, device)
-    markdown = render_markdown(report)
-    print(markdown)
-    os.makedirs(settings["out"], exist_ok=True)
-    with open(os.path.join(settings["out"], "bench_cuda.md"), "w") as f:
-        f.write(markdown + "\n")
-    with open(os.path.join(settings["out"], "bench_cuda.json"), "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    print(f"\nwrote bench_cuda.md and bench_cuda.json to {settings['out']}", file=sys.stderr)
+    bench.write_outputs(settings["out"], "bench_cuda", render_markdown(report), report)
     return report
 
 
