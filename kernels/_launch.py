@@ -54,6 +54,19 @@ def time_splits(tiles, t_len, device, interpreter_granule):
     return triton.cdiv(t_len, chunk), chunk
 
 
+def split_partials(splits, shape, like):
+    """The output buffer [splits, *shape] of a reduction run as `splits` partial sums: with one split the
+    result itself (empty_out), else fp32 partials that add_partials sums."""
+    if splits == 1:
+        return empty_out(shape, like).unsqueeze(0)
+    return torch.empty((splits, *shape), dtype=torch.float32, device=like.device)
+
+
+def add_partials(partials, dtype):
+    """split_partials' buffer after the kernel -> the result in dtype (deterministic: no atomics)."""
+    return finish(partials[0] if partials.shape[0] == 1 else partials.sum(0), dtype)
+
+
 def _sm_count(device):
     return torch.cuda.get_device_properties(device).multi_processor_count
 

@@ -32,11 +32,13 @@ import triton.language as tl
 from ._launch import (
     INTERPRET,
     SUPPORTED_DTYPES,
+    add_partials,
     cached_on,
     dot_dtype,
     empty_out,
     finish,
     meta,
+    split_partials,
     time_splits,
     tuned,
 )
@@ -342,12 +344,8 @@ def _grad_weight(g, x, weight, has_bias, dilation, slope):
     c_out, _, k = weight.shape
     splits, chunk = time_splits(triton.cdiv(c_out, 64) * triton.cdiv(c_in, 64) * k, t_len, x.device,
                                 INTERPRETER_GRAD_WEIGHT_CONFIG["BLOCK_T"])
-    if splits == 1:
-        grad_w = empty_out(weight.shape, x).unsqueeze(0)
-        grad_b = empty_out((1, c_out), x) if has_bias else None
-    else:
-        grad_w = torch.empty((splits, *weight.shape), dtype=torch.float32, device=x.device)
-        grad_b = torch.empty((splits, c_out), dtype=torch.float32, device=x.device) if has_bias else None
+    grad_w = split_partials(splits, weight.shape, x)
+    grad_b = split_partials(splits, (c_out,), x) if has_bias else None
 
     def grid(meta):
         return (triton.cdiv(c_out, meta["BLOCK_CO"]), triton.cdiv(c_in, meta["BLOCK_CI"]), k * splits)
@@ -358,6 +356,4 @@ def _grad_weight(g, x, weight, has_bias, dilation, slope):
         dilation, dilation * (k - 1) // 2, slope, chunk,
         *g.stride(), *x.stride(), *grad_w.stride(), grad_b.stride(0) if grad_b is not None else 0,
         HAS_BIAS=grad_b is not None, DOT_DTYPE=dot_dtype(x.dtype), **meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
-    grad_w = grad_w[0] if splits == 1 else grad_w.sum(0)
-    grad_b = None if grad_b is None else grad_b[0] if splits == 1 else grad_b.sum(0)
-    return finish(grad_w, x.dtype), finish(grad_b, x.dtype)
+    return add_partials(grad_w, x.dtype), add_partials(grad_b, x.dtype) if grad_b is not None else None

@@ -37,11 +37,13 @@ import triton.language as tl
 from ._launch import (
     INTERPRET,
     SUPPORTED_DTYPES,
+    add_partials,
     cached_on,
     dot_dtype,
     empty_out,
     finish,
     meta,
+    split_partials,
     time_splits,
     tuned,
 )
@@ -340,11 +342,8 @@ def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding,
 
     splits, chunk = time_splits(triton.cdiv(c_in, 64) * triton.cdiv(c_out, 64) * k, t_in, x.device,
                                 INTERPRETER_GRAD_WEIGHT_CONFIG["BLOCK_T"])
-    if splits == 1:
-        grad_w, grad_b = empty_out(weight.shape, x).unsqueeze(0), empty_out((1, c_out), x)
-    else:  # partial sums per time chunk (late stages: few channels, long audio), added in fp32 below
-        grad_w = torch.empty((splits, *weight.shape), dtype=torch.float32, device=x.device)
-        grad_b = torch.empty((splits, c_out), dtype=torch.float32, device=x.device)
+    # Partial sums per time chunk (late stages: few channels, long audio), added in fp32 below.
+    grad_w, grad_b = split_partials(splits, weight.shape, x), split_partials(splits, (c_out,), x)
 
     def grid(meta):
         return (triton.cdiv(c_in, meta["BLOCK_CI"]), triton.cdiv(c_out, meta["BLOCK_CO"]), k * splits)
@@ -355,5 +354,4 @@ def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding,
         stride, padding, slope, chunk,
         *grad_out.stride(), *x.stride(), *grad_w.stride(), grad_b.stride(0),
         DOT_DTYPE=dot_dtype(x.dtype), **meta(INTERPRETER_GRAD_WEIGHT_CONFIG))
-    grad_w, grad_b = (grad_w[0], grad_b[0]) if splits == 1 else (grad_w.sum(0), grad_b.sum(0))
-    return finish(grad_x, x.dtype), finish(grad_w, x.dtype), finish(grad_b, x.dtype)
+    return finish(grad_x, x.dtype), add_partials(grad_w, x.dtype), add_partials(grad_b, x.dtype)

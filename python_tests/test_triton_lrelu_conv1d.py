@@ -10,11 +10,17 @@ import textwrap
 
 import pytest
 import torch
-from triton_helpers import count_launches
-
+from triton_helpers import (
+    assert_close_fp32,
+    assert_within_twice_eager,
+    cdiv,
+    count_launches,
+    f64,
+    random_x,
+)
 from vocoder_ext.kernels import lrelu_conv1d as K
-from vocoder_ext.ops.lrelu_conv1d import lrelu_conv1d_backward_ref, lrelu_conv1d_ref
 
+from vocoder_ext.ops.lrelu_conv1d import lrelu_conv1d_backward_ref, lrelu_conv1d_ref
 
 assert K.INTERPRET, "the kernel module under test must have been imported with TRITON_INTERPRET=1"
 
@@ -27,30 +33,13 @@ def launches(monkeypatch):
 
 
 def _inputs(batch, c_in, c_out, t_len, k, dtype=torch.float32, bias=True, residual=False, layout="contiguous"):
-    """Fresh random inputs. layout: "contiguous", "slice" (x cut out of a bigger tensor along C and T),
-    or "transposed" (x stored [B, T, C], so its time stride is not 1)."""
-    if layout == "slice":
-        x = torch.randn(batch, c_in + 3, t_len + 5, dtype=dtype)[:, 1:1 + c_in, 2:2 + t_len]
-    elif layout == "transposed":
-        x = torch.randn(batch, t_len, c_in, dtype=dtype).transpose(1, 2)
-    else:
-        x = torch.randn(batch, c_in, t_len, dtype=dtype)
+    """Fresh random inputs; layout: see triton_helpers.random_x."""
+    x = random_x(batch, c_in, t_len, dtype, layout)
     # Scaled like a trained conv so tanh is not saturated everywhere.
     w = (torch.randn(c_out, c_in, k) / (c_in * k) ** 0.5).to(dtype)
     b = torch.randn(c_out, dtype=dtype) if bias else None
     r = torch.randn(batch, c_out, t_len, dtype=dtype) if residual else None
     return x, w, b, r
-
-
-def _cdiv(a, b):
-    return -(-a // b)
-
-
-def _assert_close_fp32(actual, expected):
-    """fp32: within 1e-5 relative, measured against the tensor's scale (elements near 0 are noise)."""
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    scale = expected.abs().max().item()
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * max(scale, 1e-6))
 
 
 # (batch, C_in, C_out, T, K, dilation, bias, residual, epilogue, layout)
@@ -80,8 +69,8 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
 
     y = K.lrelu_conv1d_triton(x, w, b, d, SLOPE, r, epilogue)
     assert len(launches["conv"].grids) == 1  # y came out of the Triton kernel
-    assert launches["conv"].grids[0] == (_cdiv(t_len, 32), _cdiv(c_out, 16), batch)
-    _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, d, SLOPE, r, epilogue))
+    assert launches["conv"].grids[0] == (cdiv(t_len, 32), cdiv(c_out, 16), batch)
+    assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, d, SLOPE, r, epilogue))
 
     g = torch.randn(batch, c_out, t_len)
     if layout != "contiguous":
@@ -90,12 +79,12 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
     expected = lrelu_conv1d_backward_ref(g, x, w, b, d, SLOPE, epilogue)
     # tanh: one conv for the tanh derivative, one for grad_x; then one grad_w (+ grad_b) reduction.
     assert len(launches["conv"].grids) == 1 + (2 if epilogue == "tanh" else 1)
-    splits, _ = K.time_splits(_cdiv(c_out, 64) * _cdiv(c_in, 64) * k, t_len, x.device, 32)
-    assert launches["grad_weight"].grids == [(_cdiv(c_out, 16), _cdiv(c_in, 16), k * splits)]
-    _assert_close_fp32(grads[0], expected[0])
-    _assert_close_fp32(grads[1], expected[1])
+    splits, _ = K.time_splits(cdiv(c_out, 64) * cdiv(c_in, 64) * k, t_len, x.device, 32)
+    assert launches["grad_weight"].grids == [(cdiv(c_out, 16), cdiv(c_in, 16), k * splits)]
+    assert_close_fp32(grads[0], expected[0])
+    assert_close_fp32(grads[1], expected[1])
     if bias:
-        _assert_close_fp32(grads[2], expected[2])
+        assert_close_fp32(grads[2], expected[2])
     else:
         assert grads[2] is None
 
@@ -108,10 +97,6 @@ LOW_PRECISION_CASES = [
 ]
 
 
-def _max_err(out, ref64):
-    return (out.double() - ref64).abs().max().item()
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=lambda c: _case_id(c + ("contiguous",)))
 def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
@@ -120,14 +105,8 @@ def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
     x, w, b, r = _inputs(batch, c_in, c_out, t_len, k, dtype=dtype, bias=bias, residual=res)
     g = torch.randn(batch, c_out, t_len, dtype=dtype)
 
-    def f64(t):
-        return t.double() if t is not None else None
-
     def check(name, out, eager, ref64):
-        assert out.dtype == dtype, name
-        err, eager_err = _max_err(out, ref64), _max_err(eager, ref64)
-        atol = 0.1 * torch.finfo(dtype).eps * ref64.abs().max().item()  # a tenth of an ulp at the scale
-        assert err <= 2 * eager_err + atol, f"{name}: kernel error {err:.3g}, eager {eager_err:.3g}"
+        assert_within_twice_eager(name, out, eager, ref64, dtype)
 
     y = K.lrelu_conv1d_triton(x, w, b, d, SLOPE, r, epilogue)
     check("y", y, lrelu_conv1d_ref(x, w, b, d, SLOPE, r, epilogue),
@@ -152,7 +131,7 @@ def test_grad_weight_of_a_long_input_is_split_over_time(launches):
     grads = K.lrelu_conv1d_backward_triton(g, x, w, b, 3, SLOPE, "none")
     assert launches["grad_weight"].grids == [(2, 2, 3 * 7)]
     for got, want in zip(grads, lrelu_conv1d_backward_ref(g, x, w, b, 3, SLOPE, "none")):
-        _assert_close_fp32(got, want)
+        assert_close_fp32(got, want)
 
 
 def test_packed_weight_is_made_once_and_remade_when_the_weight_changes(launches, monkeypatch):
@@ -161,13 +140,13 @@ def test_packed_weight_is_made_once_and_remade_when_the_weight_changes(launches,
     monkeypatch.setattr(K, "pack_weight", lambda weight: packs.append(1) or weight.permute(2, 0, 1).contiguous())
     for _ in range(2):
         y = K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh")
-        _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
+        assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
     assert len(packs) == 1  # the second call reused the packed weight
     with torch.no_grad():
         w.mul_(-0.5)  # an in-place update (as an optimizer step) must not leave a stale packed weight
     y = K.lrelu_conv1d_triton(x, w, b, 3, SLOPE, r, "tanh")
     assert len(packs) == 2
-    _assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
+    assert_close_fp32(y, lrelu_conv1d_ref(x, w, b, 3, SLOPE, r, "tanh"))
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -11,12 +11,20 @@ import textwrap
 
 import pytest
 import torch
-from triton_helpers import count_launches
-
+from triton_helpers import (
+    assert_close_fp32,
+    assert_within_twice_eager,
+    cdiv,
+    count_launches,
+    f64,
+    random_x,
+)
 from vocoder_ext.kernels import lrelu_conv_transpose1d as K
-from vocoder_ext.ops.lrelu_conv_transpose1d import (lrelu_conv_transpose1d_backward_ref,
-                                                    lrelu_conv_transpose1d_ref)
 
+from vocoder_ext.ops.lrelu_conv_transpose1d import (
+    lrelu_conv_transpose1d_backward_ref,
+    lrelu_conv_transpose1d_ref,
+)
 
 assert K.INTERPRET, "the kernel module under test must have been imported with TRITON_INTERPRET=1"
 
@@ -29,14 +37,8 @@ def launches(monkeypatch):
 
 
 def _inputs(batch, c_in, c_out, t_len, k, dtype=torch.float32, bias=True, layout="contiguous"):
-    """Fresh random inputs. layout: "contiguous", "slice" (x cut out of a bigger tensor along C and T),
-    or "transposed" (x stored [B, T, C], so its time stride is not 1)."""
-    if layout == "slice":
-        x = torch.randn(batch, c_in + 3, t_len + 5, dtype=dtype)[:, 1:1 + c_in, 2:2 + t_len]
-    elif layout == "transposed":
-        x = torch.randn(batch, t_len, c_in, dtype=dtype).transpose(1, 2)
-    else:
-        x = torch.randn(batch, c_in, t_len, dtype=dtype)
+    """Fresh random inputs; layout: see triton_helpers.random_x."""
+    x = random_x(batch, c_in, t_len, dtype, layout)
     w = (torch.randn(c_in, c_out, k) / (c_in * k) ** 0.5).to(dtype)
     b = torch.randn(c_out, dtype=dtype) if bias else None
     return x, w, b
@@ -44,17 +46,6 @@ def _inputs(batch, c_in, c_out, t_len, k, dtype=torch.float32, bias=True, layout
 
 def _t_out(t_in, k, s, p):
     return (t_in - 1) * s - 2 * p + k
-
-
-def _cdiv(a, b):
-    return -(-a // b)
-
-
-def _assert_close_fp32(actual, expected):
-    """fp32: within 1e-5 relative, measured against the tensor's scale (elements near 0 are noise)."""
-    assert actual.dtype == expected.dtype and actual.shape == expected.shape
-    scale = expected.abs().max().item()
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * max(scale, 1e-6))
 
 
 # (batch, C_in, C_out, T_in, K, stride, padding, bias, layout)
@@ -88,8 +79,8 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
     y = K.lrelu_conv_transpose1d_triton(x, w, b, s, p, SLOPE)
     assert y.shape == (batch, c_out, t_out)
     # y came from Triton, one program per (time block, output phase)
-    assert launches["conv"].grids == [(s * _cdiv(_cdiv(t_out, s), 32), _cdiv(c_out, 16), batch)]
-    _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE))
+    assert launches["conv"].grids == [(s * cdiv(cdiv(t_out, s), 32), cdiv(c_out, 16), batch)]
+    assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE))
 
     g = torch.randn(batch, c_out, t_out)
     if layout != "contiguous":
@@ -97,11 +88,11 @@ def test_forward_and_backward_fp32_match_reference(case, launches):
     grads = K.lrelu_conv_transpose1d_backward_triton(g, x, w, s, p, SLOPE)
     expected = lrelu_conv_transpose1d_backward_ref(g, x, w, s, p, SLOPE)
     # One conv launch for grad_x (over T_in, C_in), then one grad_w + grad_b reduction.
-    assert launches["conv"].grids[1:] == [(_cdiv(t_len, 32), _cdiv(c_in, 16), batch)]
-    splits, _ = K.time_splits(_cdiv(c_in, 64) * _cdiv(c_out, 64) * k, x.shape[2], x.device, 32)
-    assert launches["grad_weight"].grids == [(_cdiv(c_in, 16), _cdiv(c_out, 16), k * splits)]
+    assert launches["conv"].grids[1:] == [(cdiv(t_len, 32), cdiv(c_in, 16), batch)]
+    splits, _ = K.time_splits(cdiv(c_in, 64) * cdiv(c_out, 64) * k, x.shape[2], x.device, 32)
+    assert launches["grad_weight"].grids == [(cdiv(c_in, 16), cdiv(c_out, 16), k * splits)]
     for out, ref in zip(grads, expected):
-        _assert_close_fp32(out, ref)
+        assert_close_fp32(out, ref)
 
 
 # (batch, C_in, C_out, T_in, K, stride, padding, bias)
@@ -112,10 +103,6 @@ LOW_PRECISION_CASES = [
 ]
 
 
-def _max_err(out, ref64):
-    return (out.double() - ref64).abs().max().item()
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("case", LOW_PRECISION_CASES, ids=lambda c: _case_id(c + ("contiguous",)))
 def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
@@ -124,14 +111,8 @@ def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
     x, w, b = _inputs(batch, c_in, c_out, t_len, k, dtype=dtype, bias=bias)
     g = torch.randn(batch, c_out, _t_out(t_len, k, s, p), dtype=dtype)
 
-    def f64(t):
-        return t.double() if t is not None else None
-
     def check(name, out, eager, ref64):
-        assert out.dtype == dtype, name
-        err, eager_err = _max_err(out, ref64), _max_err(eager, ref64)
-        atol = 0.1 * torch.finfo(dtype).eps * ref64.abs().max().item()  # a tenth of an ulp at the scale
-        assert err <= 2 * eager_err + atol, f"{name}: kernel error {err:.3g}, eager {eager_err:.3g}"
+        assert_within_twice_eager(name, out, eager, ref64, dtype)
 
     y = K.lrelu_conv_transpose1d_triton(x, w, b, s, p, SLOPE)
     check("y", y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE),
@@ -149,13 +130,13 @@ def test_grad_weight_of_a_long_input_is_split_over_time(launches):
     # Few channels, a long input (late upsampling stages): the reduction over input positions runs as
     # 4 chunks of 32 (interpreter sizes), the last one partial, and grad_b's loop over output positions
     # follows the same chunks (the last one up to T_out, past T_in * stride here: K > stride + 2p).
-    x, w, b = _inputs(2, 17, 19, 101, 9)
+    x, w, _ = _inputs(2, 17, 19, 101, 9)
     t_out = (101 - 1) * 4 - 2 * 2 + 9
     g = torch.randn(2, 19, t_out)
     grads = K.lrelu_conv_transpose1d_backward_triton(g, x, w, 4, 2, SLOPE)
     assert launches["grad_weight"].grids == [(2, 2, 9 * 4)]
     for got, want in zip(grads, lrelu_conv_transpose1d_backward_ref(g, x, w, 4, 2, SLOPE)):
-        _assert_close_fp32(got, want)
+        assert_close_fp32(got, want)
 
 
 def test_packed_weight_is_made_once_and_remade_when_the_weight_changes(launches, monkeypatch):
@@ -164,13 +145,13 @@ def test_packed_weight_is_made_once_and_remade_when_the_weight_changes(launches,
     monkeypatch.setattr(K, "pack_weight", lambda weight: packs.append(1) or weight.permute(2, 1, 0).contiguous())
     for _ in range(2):
         y = K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE)
-        _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
+        assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
     assert len(packs) == 1 and len(launches["conv"].grids) == 2
     with torch.no_grad():
         w.mul_(-0.5)  # an in-place update (as an optimizer step) must not leave a stale packed weight
     y = K.lrelu_conv_transpose1d_triton(x, w, b, 4, 2, SLOPE)
     assert len(packs) == 2
-    _assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
+    assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, 4, 2, SLOPE))
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -1,4 +1,5 @@
-"""What the Triton tests share: counting kernel launches, to prove the Triton code ran."""
+"""What the Triton tests share: counting kernel launches (to prove the Triton code ran), inputs, tolerances."""
+import torch
 
 
 class CountLaunches:
@@ -23,3 +24,42 @@ def count_launches(monkeypatch, module):
     monkeypatch.setattr(module, "conv_kernel", counters["conv"])
     monkeypatch.setattr(module, "grad_weight_kernel", counters["grad_weight"])
     return counters
+
+
+# ---- inputs and tolerances shared by the Triton kernel tests (and gpu_checks.py) ----
+
+def random_x(batch, channels, t_len, dtype, layout="contiguous", device="cpu"):
+    """A fresh random [B, C, T] input. layout: "contiguous", "slice" (cut out of a bigger tensor along C
+    and T) or "transposed" (stored [B, T, C], so its time stride is not 1)."""
+    if layout == "slice":
+        return torch.randn(batch, channels + 3, t_len + 5, device=device).to(dtype)[:, 1:1 + channels, 2:2 + t_len]
+    if layout == "transposed":
+        return torch.randn(batch, t_len, channels, device=device).to(dtype).transpose(1, 2)
+    return torch.randn(batch, channels, t_len, device=device).to(dtype)
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
+
+def f64(t):
+    return t.double() if t is not None else None
+
+
+def max_err(out, ref64):
+    return (out.double() - ref64).abs().max().item()
+
+
+def assert_close_fp32(actual, expected):
+    """fp32: within 1e-5 relative, measured against the tensor's scale (elements near 0 are noise)."""
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5 * max(scale, 1e-6))
+
+
+def assert_within_twice_eager(name, out, eager, ref64, dtype):
+    """fp16/bf16: the kernel's error vs an fp64 reference <= 2x eager PyTorch's + a tenth of an ulp."""
+    assert out.dtype == dtype, name
+    err, eager_err = max_err(out, ref64), max_err(eager, ref64)
+    atol = 0.1 * torch.finfo(dtype).eps * ref64.abs().max().item()  # a tenth of an ulp at the scale
+    assert err <= 2 * eager_err + atol, f"{name} {dtype}: kernel error {err:.3g}, eager {eager_err:.3g}"
