@@ -18,6 +18,7 @@ Time sequence lengths are bucketed to a power of two in the keys (as Triton's ow
 so variable-length audio does not time every new length.
 """
 import datetime
+import functools
 import json
 import os
 import statistics
@@ -108,12 +109,14 @@ def _save(key, entry):
         _warn_once(("write", path), f"cannot write {path} ({e}); choices are kept for this process only")
 
 
+@functools.cache  # these two are part of every op call's key on CUDA
 def device_label(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return device.type
 
 
+@functools.cache
 def _versions():
     try:
         import triton

@@ -7,6 +7,7 @@ op's *_ref, plain PyTorch, the ground truth).
 available for the device. A forced backend that cannot serve raises; `auto` falling back to the
 eager reference warns once per (op, device type) saying why.
 """
+import functools
 import importlib.util
 import os
 import warnings
@@ -41,12 +42,18 @@ def _has_compiled_kernel(op, device_type):
             and torch._C._dispatch_has_kernel_for_dispatch_key(f"vocoder_ext::{op}", key))
 
 
+@functools.cache
+def triton_installed():
+    """Whether triton can be imported (looked up once: resolve() runs on every op call)."""
+    return importlib.util.find_spec("triton") is not None
+
+
 def triton_problem(op, device_type):
     """None when the Triton kernels can serve `op` on `device_type` tensors now, else why not."""
     op = _TRITON_CHAINS.get(op, op)
     if op not in TRITON_OPS:
         return f"no Triton kernel for {op} yet"
-    if importlib.util.find_spec("triton") is None:
+    if not triton_installed():
         return "triton is not installed"
     interpreted = os.environ.get("TRITON_INTERPRET") == "1"
     if device_type == "cpu":

@@ -3,7 +3,6 @@
 Shapes: x [B, C_in, T], weight [C_in, C_out, K], bias [C_out] or None
 -> y [B, C_out, (T-1)*stride - 2*padding + K].
 """
-import importlib.util
 
 import torch
 import torch.nn.functional as F
@@ -128,7 +127,7 @@ def _register():
     torch.library.register_autograd(lib, backward, setup_context=setup_context)
 
     # CUDA tensors run the Triton kernels (imported on first call) when triton is installed.
-    if importlib.util.find_spec("triton") is not None:
+    if backend.triton_installed():
         torch.library.impl(lib, "CUDA")(_cuda_forward)
         torch.library.impl(lib + "_backward", "CUDA")(_cuda_backward)
         backend.PYTHON_CUDA_KERNELS.update({"lrelu_conv_transpose1d", "lrelu_conv_transpose1d_backward"})
