@@ -9,7 +9,7 @@ tensors, with the compiled (autotuned) kernels:
   lengths, HiFi-GAN's kernel sizes/dilations/strides, non-contiguous inputs, bias/residual/tanh;
   launch counts prove the Triton kernels ran;
 - a whole HiFiGAN (tiny config) on the fused path equals the eager model, forward and backward;
-- the per-shape choice (vocoder_ext/autotune.py) times both candidates with CUDA events and stores it;
+- the per-shape choice (vocoder_ext/runtime/autotune.py) times both candidates with CUDA events and stores it;
 - the fused model replays correctly inside a CUDA graph once its choices are made.
 
 `--device cpu` runs the op checks on CPU tensors through the interpreter instead (TRITON_INTERPRET=1 and
@@ -147,7 +147,7 @@ def check_autotune(model, mel):
     """auto backend: the first call at a shape times both candidates (CUDA events) and stores the choice."""
     import json
 
-    from vocoder_ext import autotune
+    from vocoder_ext.runtime import autotune
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["VOCODER_EXT_CACHE_DIR"] = tmp
         os.environ["VOCODER_EXT_BACKEND"] = "auto"

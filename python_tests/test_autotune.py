@@ -1,4 +1,4 @@
-"""Per-shape Triton-vs-cuDNN choice (vocoder_ext/autotune.py): timing once, persisting, reusing, opting out.
+"""Per-shape Triton-vs-cuDNN choice (vocoder_ext/runtime/autotune.py): timing once, persisting, reusing, opting out.
 
 The choice runs in the ops' CUDA kernels. Without a GPU, the tests call those kernel functions on CPU
 tensors (the Triton kernels run through the interpreter, conftest.py) with a stand-in for the timer, so
@@ -18,7 +18,8 @@ from triton_helpers import count_launches
 from vocoder_ext.kernels import lrelu_conv1d as conv_kernels
 from vocoder_ext.kernels import lrelu_conv_transpose1d as transpose_kernels
 
-from vocoder_ext import autotune, backends
+from vocoder_ext import backends
+from vocoder_ext.runtime import autotune
 
 # vocoder_ext.ops re-exports the op functions under the modules' names, so fetch the modules themselves.
 conv_op = importlib.import_module("vocoder_ext.ops.lrelu_conv1d")
@@ -148,16 +149,16 @@ def test_lrelu_conv1d_cuda_kernel_runs_the_chosen_candidate(cache, monkeypatch, 
     x = torch.randn(2, 20, 37)[:, :, 2:]
     w, b, r = torch.randn(18, 20, 5) / 10, torch.randn(18), torch.randn(2, 18, 35)
     ref = conv_op.lrelu_conv1d_ref(x, w, b, 3, 0.1, r, "tanh")
-    torch.testing.assert_close(conv_op._cuda_forward(x, w, b, 3, 0.1, r, "tanh"), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv_op.OP.cuda_forward(x, w, b, 3, 0.1, r, "tanh"), ref, rtol=1e-5, atol=1e-5)
     assert timer.calls == 2
     before = len(launches["conv"].grids)
-    torch.testing.assert_close(conv_op._cuda_forward(x, w, b, 3, 0.1, r, "tanh"), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv_op.OP.cuda_forward(x, w, b, 3, 0.1, r, "tanh"), ref, rtol=1e-5, atol=1e-5)
     assert timer.calls == 2  # reused
     assert (len(launches["conv"].grids) > before) == (winner == "triton")
 
     g = torch.randn_like(ref)
     grads_ref = conv_op.lrelu_conv1d_backward_ref(g, x, w, b, 3, 0.1, "tanh")
-    grads = conv_op._cuda_backward(g, x, w, b, 3, 0.1, "tanh")
+    grads = conv_op.OP.cuda_backward(g, x, w, b, 3, 0.1, "tanh")
     for got, want in zip(grads, grads_ref):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert timer.calls == 4  # the backward is a choice of its own
@@ -173,14 +174,14 @@ def test_lrelu_conv_transpose1d_cuda_kernel_runs_the_chosen_candidate(cache, mon
     monkeypatch.setattr(autotune, "measure", timer)
     x, w, b = torch.randn(2, 20, 9), torch.randn(20, 18, 8) / 10, torch.randn(18)
     ref = transpose_op.lrelu_conv_transpose1d_ref(x, w, b, 4, 2, 0.1)
-    torch.testing.assert_close(transpose_op._cuda_forward(x, w, b, 4, 2, 0.1), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(transpose_op.OP.cuda_forward(x, w, b, 4, 2, 0.1), ref, rtol=1e-5, atol=1e-5)
     before = len(launches["conv"].grids)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a stored choice is reused quietly
-        transpose_op._cuda_forward(x, w, b, 4, 2, 0.1)
+        transpose_op.OP.cuda_forward(x, w, b, 4, 2, 0.1)
     assert (len(launches["conv"].grids) > before) == (winner == "triton")
     g = torch.randn_like(ref)
-    for got, want in zip(transpose_op._cuda_backward(g, x, w, 4, 2, 0.1),
+    for got, want in zip(transpose_op.OP.cuda_backward(g, x, w, 4, 2, 0.1),
                          transpose_op.lrelu_conv_transpose1d_backward_ref(g, x, w, 4, 2, 0.1)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert timer.calls == 4

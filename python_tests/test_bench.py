@@ -4,14 +4,14 @@ import contextlib
 import io
 import json
 import math
+import runpy
 import statistics
 import sys
 
 import pytest
 
-from vocoder_ext import bench
 from vocoder_ext.cli import main
-from vocoder_ext.config import PRESETS
+from vocoder_ext.models import PRESETS
 
 V2 = PRESETS["v2"]
 
@@ -201,6 +201,10 @@ def test_bad_arguments_are_user_errors(tmp_path, capsys, argv, fragment):
     assert not (tmp_path / "bench.json").exists()
 
 
-def test_module_entry_point_forwards_to_the_cli(tmp_path, capsys):
-    assert bench.main(["--quick", "--out", str(tmp_path), "--threads", "0"]) == 2
+def test_module_entry_point_forwards_to_the_cli(tmp_path, capsys, monkeypatch):
+    """`python -m vocoder_ext bench ...` (run here through runpy) goes through the CLI and exits with its status."""
+    monkeypatch.setattr(sys, "argv", ["vocoder_ext", "bench", "--quick", "--out", str(tmp_path), "--threads", "0"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("vocoder_ext", run_name="__main__")
+    assert exited.value.code == 2
     assert "--threads" in capsys.readouterr().err

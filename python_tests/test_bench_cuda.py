@@ -1,4 +1,4 @@
-"""python -m vocoder_ext bench --device cuda (vocoder_ext/bench_cuda.py) without a GPU: the command refuses
+"""python -m vocoder_ext bench --device cuda (vocoder_ext/cli/bench/cuda.py) without a GPU: the command refuses
 with "no CUDA device"; the settings; and the whole timing/table/JSON path run on CPU tensors with a tiny
 config (eager + fused), which is the same code the GPU run goes through except the CUDA-only timer and
 torch.compile mode. The CUDA-event round robin runs against fake events. No timing is asserted."""
@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from vocoder_ext import bench_cuda
-from vocoder_ext.backend import OPS, backends
-from vocoder_ext.cli import UserError, build_parser, main
+from vocoder_ext.cli import build_parser, main
+from vocoder_ext.cli.bench import cuda as bench_cuda
+from vocoder_ext.cli.common import UserError
+from vocoder_ext.runtime import backends
+from vocoder_ext.runtime.backend import OPS
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"resblock": "1", "upsample_rates": [4, 2], "upsample_kernel_sizes": [8, 4],

@@ -4,10 +4,11 @@ import itertools
 import pytest
 import torch
 
-from vocoder_ext import _extension, ops
-from vocoder_ext import backend as backend_mod
+from vocoder_ext import ops
+from vocoder_ext.runtime import backend as backend_mod
+from vocoder_ext.runtime import extension
 
-pytestmark = pytest.mark.skipif(not _extension.loaded, reason=f"vocoder_ext._C not loaded: {_extension.load_error}")
+pytestmark = pytest.mark.skipif(not extension.loaded, reason=f"vocoder_ext._C not loaded: {extension.load_error}")
 
 
 def _supported_isas():

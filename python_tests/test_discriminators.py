@@ -1,4 +1,4 @@
-"""Tests for vocoder_ext.discriminators and vocoder_ext.losses.
+"""Tests for vocoder_ext.models.discriminators and vocoder_ext.losses.
 
 The expected key names, shapes and parameter counts are written out here from the original
 HiFi-GAN (jik876) architecture, and the forward passes are checked against an independent
@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vocoder_ext.discriminators import (
+from vocoder_ext.models.discriminators import (
     DiscriminatorP,
     DiscriminatorS,
     MultiPeriodDiscriminator,

@@ -5,7 +5,7 @@ import torch
 
 from original_hifigan import PRESETS, TINY, OrigGenerator
 from vocoder_ext import HiFiGAN, resolve_config
-from vocoder_ext.config import ConfigError
+from vocoder_ext.models.config import ConfigError
 
 
 

@@ -6,10 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch.library import opcheck
 
-from vocoder_ext import _extension, ops
-from vocoder_ext import backend as backends
+import vocoder_ext
+from vocoder_ext import ops
+from vocoder_ext.runtime import backend as backends
+from vocoder_ext.runtime import extension
 
-needs_ext = pytest.mark.skipif(not _extension.loaded, reason=f"vocoder_ext._C not loaded: {_extension.load_error}")
+needs_ext = pytest.mark.skipif(not extension.loaded, reason=f"vocoder_ext._C not loaded: {extension.load_error}")
 
 
 def independent_lrelu_conv1d(x, w, b, dilation, slope, residual, epilogue):
@@ -183,7 +185,7 @@ def test_forced_backend_that_cannot_serve_raises(backend):
 
 
 def test_backends_report_names_every_op():
-    report = backends.backends()
+    report = vocoder_ext.backends()
     assert set(backends.OPS) <= set(report) and report["requested"] in backends.BACKENDS
     for op in backends.OPS:
         assert set(report[op]) == {"cpu", "cuda"}

@@ -1,11 +1,13 @@
-"""vocoder_ext.static_report: ahead-of-time compile of the Triton kernels + ptxas -v, no GPU needed.
+"""vocoder_ext.cli.bench.static (+ static_compile): ahead-of-time compile of the Triton kernels + ptxas -v,
+no GPU needed.
 
 The compile runs in a child process without TRITON_INTERPRET (conftest.py sets it for the session, and
 Triton decides interpreter vs compiler when the kernel modules are imported).
 """
 import pytest
 
-from vocoder_ext import static_report as S
+from vocoder_ext.cli.bench import static as S
+from vocoder_ext.cli.bench import static_compile as C
 
 PTXAS_SAMPLE = """\
 ptxas info    : 0 bytes gmem
@@ -22,12 +24,12 @@ ptxas info    : Used 96 registers, 1024 bytes smem, 400 bytes cmem[0]
 
 
 def test_parse_ptxas_log():
-    parsed = S.parse_ptxas_log(PTXAS_SAMPLE)
+    parsed = C.parse_ptxas_log(PTXAS_SAMPLE)
     assert parsed["_conv_kernel"] == dict(arch="sm_80", registers=255, smem_bytes=0, spill_stores=24,
                                           spill_loads=12, stack_frame=16)
     assert parsed["_other"] == dict(arch="sm_90a", registers=96, smem_bytes=1024, spill_stores=0,
                                     spill_loads=0, stack_frame=0)
-    assert S.parse_ptxas_log("ptxas fatal   : Unresolved extern function") == {}
+    assert C.parse_ptxas_log("ptxas fatal   : Unresolved extern function") == {}
 
 
 def test_variants_cover_every_kernel_constexpr():
@@ -36,12 +38,12 @@ def test_variants_cover_every_kernel_constexpr():
     import ast
     import importlib.util
     import pathlib
-    for module in S.KERNEL_MODULES:
+    for module in C.KERNEL_MODULES:
         path = pathlib.Path(importlib.util.find_spec("vocoder_ext.kernels").submodule_search_locations[0])
         tree = ast.parse((path / f"{module}.py").read_text())
         params = {f.name: [(a.arg, ast.unparse(a.annotation) if a.annotation else None) for a in f.args.args]
                   for f in tree.body if isinstance(f, ast.FunctionDef)}
-        for mod, kernel, variant, pointers, flags, _ in S._variants():
+        for mod, kernel, variant, pointers, flags, _ in C._variants():
             if mod != module:
                 continue
             constexprs = {n for n, ann in params[kernel] if ann == "tl.constexpr"}
@@ -50,7 +52,7 @@ def test_variants_cover_every_kernel_constexpr():
 
 
 def test_compiles_each_kernel_for_sm90():
-    ptxas = S.find_ptxas()
+    ptxas = C.find_ptxas()
     if ptxas is None:
         pytest.skip("no ptxas found ($PTXAS, $CUDA_HOME/bin, /usr/local/cuda/bin or PATH): the static "
                     "report needs the CUDA toolkit's ptxas")
@@ -58,7 +60,7 @@ def test_compiles_each_kernel_for_sm90():
                       workers=1, timeout_s=240)
     rows = result["rows"]
     kernels = {(r["module"], r["kernel"]) for r in rows}
-    assert kernels == {(m, k) for m in S.KERNEL_MODULES for k in ("_conv_kernel", "_grad_weight_kernel")}
+    assert kernels == {(m, k) for m in C.KERNEL_MODULES for k in ("_conv_kernel", "_grad_weight_kernel")}
     assert len(rows) == 8, [(r["module"], r["kernel"], r["variant"], r["inputs"]) for r in rows]
     assert sorted(r["inputs"] for r in rows) == ["contiguous"] * 4 + ["generic"] * 4
     for r in rows:

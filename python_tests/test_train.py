@@ -88,7 +88,7 @@ def _micro_batches(corpus, sizes):
 
 
 def trainer_config():
-    from vocoder_ext.config import AUDIO_DEFAULTS
+    from vocoder_ext.models.config import AUDIO_DEFAULTS
     return dict(AUDIO_DEFAULTS)
 
 

@@ -62,8 +62,8 @@ def test_filelist_errors(corpus):
 
 
 def test_demo_turns_filelist_errors_into_user_errors(corpus):
-    from vocoder_ext.cli import UserError
-    from vocoder_ext.demo import read_filelist as demo_read_filelist
+    from vocoder_ext.cli.common import UserError
+    from vocoder_ext.cli.demo import read_filelist as demo_read_filelist
     (corpus / "empty.txt").write_text("")
     with pytest.raises(UserError, match="is empty"):
         demo_read_filelist(str(corpus / "empty.txt"), str(corpus))

@@ -6,7 +6,8 @@ import torch
 pytest.importorskip("triton")
 
 from original_hifigan import TINY  # noqa: E402
-from vocoder_ext import HiFiGAN, backend, backends  # noqa: E402
+from vocoder_ext import HiFiGAN, backends  # noqa: E402
+from vocoder_ext.runtime import backend  # noqa: E402
 from vocoder_ext.kernels import lrelu_conv1d as conv_kernels  # noqa: E402
 from vocoder_ext.kernels import lrelu_conv_transpose1d as transpose_kernels  # noqa: E402
 from vocoder_ext.ops import lrelu_conv1d, lrelu_conv1d_ref  # noqa: E402

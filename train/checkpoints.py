@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vocoder_ext.checkpoint import CheckpointError, atomic_save, safe_load, save_generator
-from vocoder_ext.config import arch
+from vocoder_ext.models.config import arch
 
 GENERATOR = "generator_{:08d}.pt"
 STATE = "training_state_{:08d}.pt"

@@ -22,10 +22,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vocoder_ext.audio import mel_spectrogram
 from vocoder_ext.checkpoint import CheckpointError, read_generator_checkpoint, safe_load
-from vocoder_ext.config import AUDIO_DEFAULTS, ConfigError, resolve_config
-from vocoder_ext.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vocoder_ext.models.config import AUDIO_DEFAULTS, ConfigError, resolve_config
+from vocoder_ext.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vocoder_ext.filelist import read_filelist
-from vocoder_ext.hifigan import HiFiGAN
+from vocoder_ext.models import HiFiGAN
 from vocoder_ext.losses import MEL_LOSS_WEIGHT, discriminator_loss, feature_loss, generator_loss
 
 from . import checkpoints

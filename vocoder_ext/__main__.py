@@ -1,4 +1,4 @@
-"""`python -m vocoder_ext <command>`: see vocoder_ext/cli.py."""
+"""`python -m vocoder_ext <command>`: see vocoder_ext/cli/main.py."""
 import sys
 
 from .cli import main

@@ -12,7 +12,6 @@ import re
 import torch
 
 from .atomic import atomic_file
-from .config import resolve_config
 
 FORMAT = "vocoder_ext.hifigan"
 FORMAT_VERSION = 1
@@ -74,7 +73,8 @@ def latest_generator_file(folder):
 
 
 def read_generator_checkpoint(path, config=None, map_location="cpu"):
-    """-> (state_dict, config dict, format name). A folder resolves to its latest generator file."""
+    """-> (state_dict, config, format name). A folder resolves to its latest generator file. The config is as
+    found (a dict, or the path of the config.json beside the file) or as given: HiFiGAN(config) resolves it."""
     if os.path.isdir(path):
         path = latest_generator_file(path)
     ckpt = safe_load(path, map_location)
@@ -99,7 +99,7 @@ def read_generator_checkpoint(path, config=None, map_location="cpu"):
             raise CheckpointError(f"{path} holds no config and there is no config.json beside it "
                                   f"({json_path}); pass config=... (or --config)")
         h = json_path
-    return sd, resolve_config(h), fmt
+    return sd, h, fmt
 
 
 # ---- state dict conversion ------------------------------------------------------------------

@@ -12,7 +12,7 @@ step reads as in the original::
     loss_gen_f, losses_gen_f = generator_loss(y_d_gs)
     loss_gen_all = loss_gen_s + loss_gen_f + loss_fm_s + loss_fm_f + mel_loss(y_mel, y_g_hat_mel)
 
-The inputs are the lists returned by the discriminators in :mod:`vocoder_ext.discriminators`:
+The inputs are the lists returned by the discriminators in :mod:`vocoder_ext.models.discriminators`:
 one logits tensor ``[B, N_k]`` per sub-discriminator ``k``, and one list of feature maps
 (any shapes) per sub-discriminator.
 """

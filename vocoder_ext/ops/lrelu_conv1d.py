@@ -7,8 +7,8 @@ residual [B, C_out, T] or None -> y [B, C_out, T].
 import torch
 import torch.nn.functional as F
 
-from .. import _extension, autotune, backend
 from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
+from .registry import FusedOp
 
 EPILOGUES = ("none", "tanh")
 
@@ -65,98 +65,44 @@ def lrelu_conv1d(x, weight, bias=None, dilation=1, slope=0.1, residual=None, epi
     then tanh(y) if epilogue == "tanh", then y + residual if given. Differentiable."""
     x, weight, bias, residual = autocast_inputs(x, weight, bias, residual)
     _check(x, weight, bias, dilation, slope, residual, epilogue)
-    slope = float(slope)
-    if x.device.type == "cpu" and backend.requested() == "triton":
-        backend.resolve("lrelu_conv1d", "cpu")  # raises unless TRITON_INTERPRET=1 and triton is installed
-        return _InterpretedTriton.apply(x, weight, bias, dilation, slope, residual, epilogue)
-    if backend.use_registered_op("lrelu_conv1d", x.device.type):
-        return torch.ops.vocoder_ext.lrelu_conv1d(x, weight, bias, dilation, slope, residual, epilogue)
-    return lrelu_conv1d_ref(x, weight, bias, dilation, slope, residual, epilogue)
+    return OP(x, weight, bias, dilation, float(slope), residual, epilogue)
 
 
-class _InterpretedTriton(torch.autograd.Function):
-    """The Triton kernels on CPU tensors, through the Triton interpreter (VOCODER_EXT_BACKEND=triton with
-    TRITON_INTERPRET=1: how the tests run the GPU code without a GPU). The registered op's CPU key belongs
-    to the C++ kernel, so this path has its own autograd; on CUDA the kernels are the op's CUDA kernel."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, dilation, slope, residual, epilogue):
-        from ..kernels.lrelu_conv1d import lrelu_conv1d_triton
-        ctx.save_for_backward(x, weight, bias)
-        ctx.args = (dilation, slope, epilogue)
-        ctx.has_residual = residual is not None
-        return lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue)
-
-    @staticmethod
-    def backward(ctx, grad):
-        from ..kernels.lrelu_conv1d import lrelu_conv1d_backward_triton
-        x, weight, bias = ctx.saved_tensors
-        grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad, x, weight, bias, *ctx.args)
-        return grad_x, grad_w, grad_b, None, None, grad if ctx.has_residual else None, None
+def _fake(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
+    return x.new_empty((x.shape[0], weight.shape[0], x.shape[2]))
 
 
-def _shape_key(x, weight, bias, dilation, epilogue, residual=None):
-    return (f"x {x.shape[0]}x{x.shape[1]}x~{autotune.bucket(x.shape[2])} w {tuple(weight.shape)} {x.dtype} "
-            f"dilation {dilation} bias {bias is not None} residual {residual is not None} {epilogue}")
+def _fake_backward(grad_out, x, weight, bias, dilation, slope, epilogue):
+    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[0],))
 
 
-def _cuda_forward(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
-    """The CUDA kernel: Triton, or cuDNN + eager where autotune measured that faster for this shape."""
+def _setup_context(ctx, inputs, output):
+    x, weight, bias, dilation, slope, residual, epilogue = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.args = (dilation, slope, epilogue)
+    ctx.has_bias, ctx.has_residual = bias is not None, residual is not None
+
+
+def _backward(ctx, grad, backward_kernel):
+    x, weight, bias = ctx.saved_tensors
+    grad_x, grad_w, grad_b = backward_kernel(grad, x, weight, bias, *ctx.args)
+    return (grad_x, grad_w, grad_b if ctx.has_bias else None, None, None,
+            grad if ctx.has_residual else None, None)
+
+
+def _triton_forward(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
     from ..kernels.lrelu_conv1d import lrelu_conv1d_triton
-    candidates = {"triton": lambda: lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue),
-                  "eager": lambda: lrelu_conv1d_ref(x, weight, bias, dilation, slope, residual, epilogue)}
-    key = _shape_key(x, weight, bias, dilation, epilogue, residual)
-    return candidates[autotune.choose("lrelu_conv1d", key, candidates, x.device)]()
+    return lrelu_conv1d_triton(x, weight, bias, dilation, slope, residual, epilogue)
 
 
-def _cuda_backward(grad_out, x, weight, bias, dilation, slope, epilogue):
+def _triton_backward(grad_out, x, weight, bias, dilation, slope, epilogue):
+    """The schema's three gradients (a zero grad_b without a bias)."""
     from ..kernels.lrelu_conv1d import lrelu_conv1d_backward_triton
-
-    def triton():
-        grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad_out.contiguous(), x, weight, bias, dilation,
-                                                              slope, epilogue)
-        return grad_x, grad_w, grad_b if grad_b is not None else grad_out.new_zeros(weight.shape[0])
-
-    candidates = {"triton": triton,
-                  "eager": lambda: lrelu_conv1d_backward_ref(grad_out, x, weight, bias, dilation, slope, epilogue)}
-    key = _shape_key(x, weight, bias, dilation, epilogue)
-    return candidates[autotune.choose("lrelu_conv1d_backward", key, candidates, x.device)]()
+    grad_x, grad_w, grad_b = lrelu_conv1d_backward_triton(grad_out.contiguous(), x, weight, bias, dilation,
+                                                          slope, epilogue)
+    return grad_x, grad_w, grad_b if grad_b is not None else grad_out.new_zeros(weight.shape[0])
 
 
-def _register():
-    lib = "vocoder_ext::lrelu_conv1d"
-    # Default kernel for every device; compiled CPU/CUDA kernels override it per dispatch key.
-    torch.library.impl(lib, "CompositeExplicitAutograd")(lrelu_conv1d_ref)
-    torch.library.impl(lib + "_backward", "CompositeExplicitAutograd")(lrelu_conv1d_backward_ref)
-
-    @torch.library.register_fake(lib)
-    def _(x, weight, bias, dilation=1, slope=0.1, residual=None, epilogue="none"):
-        return x.new_empty((x.shape[0], weight.shape[0], x.shape[2]))
-
-    @torch.library.register_fake(lib + "_backward")
-    def _(grad_out, x, weight, bias, dilation, slope, epilogue):
-        return torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[0],))
-
-    def setup_context(ctx, inputs, output):
-        x, weight, bias, dilation, slope, residual, epilogue = inputs
-        ctx.save_for_backward(x, weight, bias)
-        ctx.args = (dilation, slope, epilogue)
-        ctx.has_bias, ctx.has_residual = bias is not None, residual is not None
-
-    def backward(ctx, grad):
-        x, weight, bias = ctx.saved_tensors
-        grad_x, grad_w, grad_b = torch.ops.vocoder_ext.lrelu_conv1d_backward(grad, x, weight, bias, *ctx.args)
-        return (grad_x, grad_w, grad_b if ctx.has_bias else None, None, None,
-                grad if ctx.has_residual else None, None)
-
-    torch.library.register_autograd(lib, backward, setup_context=setup_context)
-
-    # CUDA tensors run the Triton kernels (imported on first call) when triton is installed.
-    if backend.triton_installed():
-        torch.library.impl(lib, "CUDA")(_cuda_forward)
-        torch.library.impl(lib + "_backward", "CUDA")(_cuda_backward)
-        backend.PYTHON_CUDA_KERNELS.update({"lrelu_conv1d", "lrelu_conv1d_backward"})
-
-
-if _extension.loaded:
-    _register()
+OP = FusedOp("lrelu_conv1d", reference=lrelu_conv1d_ref, fake=_fake, setup_context=_setup_context,
+             backward=_backward, backward_reference=lrelu_conv1d_backward_ref, backward_fake=_fake_backward,
+             triton_forward=_triton_forward, triton_backward=_triton_backward)

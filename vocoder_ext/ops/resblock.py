@@ -10,9 +10,10 @@ chain of lrelu_conv1d ops (each with its own fused backward).
 """
 import torch
 
-from .. import _extension, backend
+from ..runtime import backend
 from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 from .lrelu_conv1d import lrelu_conv1d, lrelu_conv1d_ref
+from .registry import FusedOp
 
 
 def resblock_ref(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
@@ -77,24 +78,13 @@ def resblock(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=
     if (not needs_grad and x.dtype == torch.float32 and x.device.type == "cpu" and backend.requested() != "triton"
             and _fused_block_pays(x.shape[1], weights[0].shape[-1], dilations)
             and backend.use_registered_op("resblock", x.device.type)):
-        return torch.ops.vocoder_ext.resblock(x, weights, biases, dilations, group, float(slope), accum, float(scale))
+        return OP.op(x, weights, biases, dilations, group, float(slope), accum, float(scale))
     return _chain(lrelu_conv1d, x, weights, biases, dilations, group, slope, accum, scale)
 
 
-def _register():
-    lib = "vocoder_ext::resblock"
-    torch.library.impl(lib, "CompositeExplicitAutograd")(resblock_ref)
-
-    @torch.library.register_fake(lib)
-    def _(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
-        return torch.empty_like(x)
-
-    def backward(ctx, grad):
-        raise RuntimeError("vocoder_ext::resblock has no backward; vocoder_ext.ops.resblock runs a chain of "
-                           "lrelu_conv1d ops when gradients are needed")
-
-    torch.library.register_autograd(lib, backward, setup_context=lambda ctx, inputs, output: None)
+def _fake(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=1.0):
+    return torch.empty_like(x)
 
 
-if _extension.loaded:
-    _register()
+# No backward: with gradients required, resblock() runs the chain of lrelu_conv1d ops instead.
+OP = FusedOp("resblock", reference=resblock_ref, fake=_fake, chain_of="lrelu_conv1d")

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import ops
+from .. import ops
+from ..checkpoint import convert_generator_state_dict, read_generator_checkpoint, save_generator
 from .config import resolve_config
 from .layers import WNConv1d
 
@@ -171,7 +172,6 @@ class HiFiGAN(nn.Module):
         `parametrizations.weight.original0/1`, plain weights after weight-norm removal (either way)
         and `module.` prefixes. Strict by default: every missing/unexpected key and shape mismatch
         is listed in one error."""
-        from .checkpoint import convert_generator_state_dict
         converted = convert_generator_state_dict(state_dict, self, strict=strict)
         return super().load_state_dict(converted, strict=strict, assign=assign)
 
@@ -180,7 +180,6 @@ class HiFiGAN(nn.Module):
         """Load a generator checkpoint: the original's `g_XXXXXXXX` (config.json beside it), NVIDIA's
         `hifigan_gen_checkpoint_*.pt`, or ours (`save_pretrained`). A folder picks its latest generator
         file. `config` overrides the checkpoint's own (needed for a g_ file without config.json)."""
-        from .checkpoint import read_generator_checkpoint
         state_dict, h, _ = read_generator_checkpoint(path, config=config, map_location=map_location)
         model = cls(h, fused=fused)
         if any(k.endswith(".weight") and not k.endswith("parametrizations.weight") for k in state_dict
@@ -193,7 +192,6 @@ class HiFiGAN(nn.Module):
 
     def save_pretrained(self, path):
         """Write our checkpoint format (config embedded) atomically; a folder gets `generator.pt`."""
-        from .checkpoint import save_generator
         if os.path.isdir(path):
             path = os.path.join(path, "generator.pt")
         save_generator(path, self.state_dict(), self.config)

@@ -28,7 +28,7 @@ import warnings
 
 import torch
 
-from .atomic import atomic_file
+from ..atomic import atomic_file
 from .backend import requested
 
 FILE_NAME = "autotune.json"

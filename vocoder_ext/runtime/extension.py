@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # vocoder_ext/, where _C*.so is built
 
 loaded = False
 load_error = None  # why _C is not loaded, for vocoder_ext.backends() and the warning
@@ -19,10 +19,10 @@ library_path = None
 
 def _find_library():
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = os.path.join(_HERE, "_C" + suffix)
+        path = os.path.join(_PACKAGE, "_C" + suffix)
         if os.path.exists(path):
             return path
-    found = sorted(glob.glob(os.path.join(_HERE, "_C*.so")))
+    found = sorted(glob.glob(os.path.join(_PACKAGE, "_C*.so")))
     return found[0] if found else None
 
 
@@ -33,7 +33,7 @@ def _load():
         return
     path = _find_library()
     if path is None:
-        load_error = f"no compiled vocoder_ext/_C*.so next to {_HERE} (build with `pip install --no-build-isolation -e .`)"
+        load_error = f"no compiled vocoder_ext/_C*.so in {_PACKAGE} (build with `pip install --no-build-isolation -e .`)"
         return
     try:
         torch.ops.load_library(path)

@@ -14,15 +14,15 @@ fp16 = model.half() fed half mels. Columns: median ms, x real-time (audio second
 (output samples per second / 1000), speedup vs eager, max abs difference vs eager's output (same dtype,
 same input: a sanity check), first-call seconds.
 
-How it times (the discipline of vocoder_ext/bench.py): every engine first runs --warmup times, at least
-CUDA_MIN_WARMUP on a GPU (reduce-overhead compiles on the first call, records its CUDA graph on a later
-one; the Triton kernels autotune on their first call): the first call's seconds go to the JSON as
-`first_call_s`, never into the medians. Then --repeats rounds, each running every engine once
-(round-robin), round r on input r mod --inputs. On CUDA a sample is the time between two
-torch.cuda.Event(enable_timing=True) recorded around one call, the device synchronized before the start
-event and after the end event (so no call overlaps the next); the wall time around the same call
-(perf_counter, synchronized) is kept beside it in the JSON. fp32 means IEEE fp32 for every engine:
-TF32 is off in cuDNN and matmuls for the run unless --tf32.
+How it times (the discipline of the CPU bench, vocoder_ext/cli/bench/timing.py): every engine first runs
+--warmup times, at least CUDA_MIN_WARMUP on a GPU (reduce-overhead compiles on the first call, records
+its CUDA graph on a later one; the Triton kernels autotune on their first call): the first call's
+seconds go to the JSON as `first_call_s`, never into the medians. Then --repeats rounds, each running
+every engine once (round-robin), round r on input r mod --inputs. On CUDA a sample is the time between
+two torch.cuda.Event(enable_timing=True) recorded around one call, the device synchronized before the
+start event and after the end event (so no call overlaps the next); the wall time around the same call
+(perf_counter, synchronized) is kept beside it in the JSON. fp32 means IEEE fp32 for every engine: TF32
+is off in cuDNN and matmuls for the run unless --tf32.
 
 Everything below run_cuda takes a torch.device, so the same path runs on CPU tensors (perf_counter
 timing, and the CPU bench's torch.compile for the compile engine): that is how the tests exercise it.
@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import copy
 import datetime
-import importlib.metadata
 import re
 import statistics
 import time
@@ -39,10 +38,15 @@ import warnings
 
 import torch
 
-from . import bench
-from .backend import OPS, backends
-from .config import resolve_config
-from .hifigan import HiFiGAN
+from ...models.config import resolve_config
+from ...models.hifigan import HiFiGAN
+from ...runtime import backends
+from ...runtime.backend import OPS
+from ..common import DEFAULT_SAMPLING_RATE, UserError, package_version, write_outputs
+from .inference import compiled_engine as cpu_compiled_engine, inference
+from .options import resolve_settings
+from .timing import (config_name, fmt, frames_for, load_average, log, machine_info, round_robin,
+                     table, versions, warm_up)
 
 CUDA_ENGINES = ("eager", "compile", "fused")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -57,14 +61,14 @@ NO_CUDA = "no CUDA device"
 
 
 def add_arguments(p):
-    """The GPU bench's own options (bench.add_arguments adds them to `bench`)."""
+    """The GPU bench's own options (the bench package's add_arguments adds them to `bench`)."""
     p.add_argument("--device", default="cpu", type=_device_name,
                    help="cpu: the CPU benchmark (default); cuda or cuda:N: instead, only the end-to-end inference "
                         "table on that GPU, engines eager, torch.compile(mode='reduce-overhead') and fused "
                         f"(Triton), defaults --configs {FULL['configs']} --batches {FULL['batches']} "
                         f"--repeats {FULL['repeats']} --dtypes {FULL['dtypes']}, --warmup at least "
                         f"{CUDA_MIN_WARMUP}; writes OUT/bench_cuda.md and OUT/bench_cuda.json "
-                        "(vocoder_ext/bench_cuda.py)")
+                        "(vocoder_ext/cli/bench/cuda.py)")
     p.add_argument("--dtypes", help=f"with --device cuda: comma-separated subset of {','.join(DTYPES)} "
                                     f"(default: {FULL['dtypes']}); fp16/bf16 = model.half()/bfloat16() and half mels")
     p.add_argument("--tf32", action="store_true",
@@ -80,7 +84,6 @@ def _device_name(text):
 
 def run_cuda(args):
     """The `bench --device cuda...` command: refuses without a GPU, else times and writes the table."""
-    from .cli import UserError
     for flag, why in (("static", "--static needs no GPU: run it without --device"),
                       ("ops_only", ("--ops-only: the GPU benchmark (--device cuda) has only the end-to-end "
                                     "inference table"))):
@@ -94,7 +97,6 @@ def run_cuda(args):
 
 def cuda_device(name):
     """torch.device(name) of a CUDA device this machine has; a UserError starting "no CUDA device" if none."""
-    from .cli import UserError
     if not torch.cuda.is_available():
         raise UserError(f"{NO_CUDA}: --device {name} runs the GPU benchmark and needs a GPU, but "
                         f"torch.cuda.is_available() is False here (torch {torch.__version__}, CUDA build "
@@ -108,15 +110,14 @@ def cuda_device(name):
 
 
 def resolve_cuda_settings(args):
-    """The command line -> the settings dict of the GPU table (bench.resolve_settings validates the shared
+    """The command line -> the settings dict of the GPU table (options.resolve_settings validates the shared
     options, with this table's defaults filled in first)."""
-    from .cli import UserError
     defaults = QUICK if args.quick else FULL
     shared = copy.copy(args)
     for name in ("configs", "batches", "seconds", "repeats", "engines"):
         if getattr(shared, name) is None:
             setattr(shared, name, defaults[name])
-    s = bench.resolve_settings(shared)
+    s = resolve_settings(shared)
     if not set(s["engines"]) <= set(CUDA_ENGINES):
         raise UserError(f"--engines: with --device {args.device}, expected a comma-separated subset of "
                         f"{','.join(CUDA_ENGINES)}, got {shared.engines!r}")
@@ -144,12 +145,12 @@ def tf32(allow):
 
 def benchmark(settings, device):
     """Time, print the Markdown, write OUT/bench_cuda.md and OUT/bench_cuda.json; -> the report."""
-    configs = [(bench.config_name(c), resolve_config(c)) for c in settings["configs"]]
+    configs = [(config_name(c), resolve_config(c)) for c in settings["configs"]]
     with warnings.catch_warnings():
         # The header says which backend serves each op; the per-op fallback warning would only repeat it.
         warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
         report = run_report(configs, settings, device)
-    bench.write_outputs(settings["out"], "bench_cuda", render_markdown(report), report)
+    write_outputs(settings["out"], "bench_cuda", render_markdown(report), report)
     return report
 
 
@@ -157,12 +158,12 @@ def run_report(configs, settings, device):
     """[(name, config dict)] -> the whole report (what bench_cuda.json holds)."""
     report = {"command": settings["command"],
               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "settings": settings, "device": device_info(device), "machine": bench.machine_info(),
-              "versions": {**bench.versions(), "triton": _version("triton")},
+              "settings": settings, "device": device_info(device), "machine": machine_info(),
+              "versions": {**versions(), "triton": package_version("triton")},
               "backends": {op: backends()[op][device.type] for op in OPS},
-              "load_average": {"start": bench.load_average()}}
+              "load_average": {"start": load_average()}}
     report["e2e"] = e2e_rows(configs, settings, device)
-    report["load_average"]["end"] = bench.load_average()
+    report["load_average"]["end"] = load_average()
     return report
 
 
@@ -175,15 +176,15 @@ def e2e_rows(configs, settings, device):
         fused_fp32.load_state_dict(eager_fp32.state_dict())
         models = {dtype: (copy.deepcopy(eager_fp32).to(device, DTYPES[dtype]),
                           copy.deepcopy(fused_fp32).to(device, DTYPES[dtype])) for dtype in settings["dtypes"]}
-        frames = bench.frames_for(h, settings["seconds"])
-        sampling_rate = h.get("sampling_rate", bench.DEFAULT_SAMPLING_RATE)
+        frames = frames_for(h, settings["seconds"])
+        sampling_rate = h.get("sampling_rate", DEFAULT_SAMPLING_RATE)
         for batch in settings["batches"]:
             gen = torch.Generator().manual_seed(settings["seed"] + batch)
             mels = [torch.randn(batch, h["num_mels"], frames, generator=gen) for _ in range(settings["inputs"])]
             fp32_reference = None  # eager fp32 audio of the first mel: how far the other dtypes are from it
             for dtype in settings["dtypes"]:
-                bench.log(f"e2e {device.type}: {name} batch {batch} {dtype}, {frames} frames "
-                          f"({settings['seconds']:g} s of audio per item)")
+                log(f"e2e {device.type}: {name} batch {batch} {dtype}, {frames} frames "
+                    f"({settings['seconds']:g} s of audio per item)")
                 inputs = [m.to(device, DTYPES[dtype]) for m in mels]
                 skips = _cudagraph_skips()
                 engines = make_engines(settings["engines"], *models[dtype], device)
@@ -209,9 +210,9 @@ def make_engines(names, eager_model, fused_model, device):
     engines = {}
     for name in names:
         if name == "eager":
-            engines[name] = bench.inference(eager_model)
+            engines[name] = inference(eager_model)
         elif name == "fused":
-            engines[name] = bench.inference(fused_model)
+            engines[name] = inference(fused_model)
         elif name == "compile":
             engines[name] = compiled_engine(eager_model, device)
         else:
@@ -223,7 +224,7 @@ def compiled_engine(model, device):
     """On CUDA: torch.compile(mode="reduce-overhead") (inductor + CUDA graphs), one static graph per input
     shape, under torch.no_grad(). Elsewhere the CPU bench's compile engine (inductor with freezing)."""
     if device.type != "cuda":
-        return bench.compiled_engine(model)
+        return cpu_compiled_engine(model)
     torch._dynamo.reset()  # a fresh cache for each case: no recompile limits, no stale graphs
     compiled = torch.compile(model, mode="reduce-overhead", dynamic=False)
 
@@ -235,17 +236,17 @@ def compiled_engine(model, device):
 
 
 def time_engines(engines, inputs, settings, device):
-    """Warm-up (bench.warm_up, each call synchronized), then round-robin rounds timed for the device.
+    """Warm-up (timing.warm_up, each call synchronized), then round-robin rounds timed for the device.
 
     -> (outputs of the first input, first-call seconds, {engine: error}, {engine: {"seconds": [...], ...}})."""
     synced = {name: synchronized(fn, device) for name, fn in engines.items()}
-    outputs, first_call, failed = bench.warm_up(synced, inputs[0], settings["warmup"])
+    outputs, first_call, failed = warm_up(synced, inputs[0], settings["warmup"])
     working = {name: fn for name, fn in engines.items() if name not in failed}
     if device.type == "cuda":
         timings = cuda_round_robin(working, inputs, settings["repeats"], device)
     else:
         timings = {name: {**t, "timer": "perf_counter"}
-                   for name, t in bench.round_robin(working, inputs, settings["repeats"]).items()}
+                   for name, t in round_robin(working, inputs, settings["repeats"]).items()}
     return outputs, first_call, failed, timings
 
 
@@ -262,7 +263,7 @@ def synchronized(fn, device):
 
 
 def cuda_round_robin(engines, inputs, repeats, device):
-    """bench.round_robin for CUDA: round r runs each engine once on inputs[r % len(inputs)]; a sample is the
+    """timing.round_robin for CUDA: round r runs each engine once on inputs[r % len(inputs)]; a sample is the
     CUDA-event time of one call (device idle before it, waited for after it), plus its synchronized wall time."""
     samples = {name: {"seconds": [], "wall_seconds": [], "calls_per_sample": 1, "timer": "cuda events"}
                for name in engines}
@@ -310,13 +311,6 @@ def _cudagraph_skips():
     """Inductor's count of graphs that fell back from CUDA graphs (each logs why)."""
     from torch._dynamo.utils import counters
     return counters["inductor"]["cudagraph_skips"]
-
-
-def _version(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def device_info(device):
@@ -374,9 +368,9 @@ def render_e2e(rows, s, device_type):
             engine += "*"
             skipped.append(f"{r['config']} batch {r['batch']} {r['dtype']}")
         if r["status"] == "ok":
-            body.append([r["config"], r["batch"], r["dtype"], engine, bench.fmt(1e3 * r["median_s"]),
-                         bench.fmt(r["x_realtime"]), bench.fmt(r["khz"]), bench.fmt(r["speedup_vs_eager"]),
-                         bench.fmt(r["max_abs_diff_vs_eager"], 2), bench.fmt(r["first_call_s"])])
+            body.append([r["config"], r["batch"], r["dtype"], engine, fmt(1e3 * r["median_s"]),
+                         fmt(r["x_realtime"]), fmt(r["khz"]), fmt(r["speedup_vs_eager"]),
+                         fmt(r["max_abs_diff_vs_eager"], 2), fmt(r["first_call_s"])])
         else:
             body.append([r["config"], r["batch"], r["dtype"], engine, r["status"], "", "", "", "", ""])
     compile_text = ("torch.compile(eager model, mode=\"reduce-overhead\", dynamic=False) under torch.no_grad() "
@@ -392,8 +386,8 @@ def render_e2e(rows, s, device_type):
          "(the JSON also has each output's max abs diff from eager fp32); first call = the first warm-up call "
          "(compilation, CUDA graph capture, autotuning), not in the medians."),
         "",
-        bench.table(["config", "batch", "dtype", "engine", "median ms", "x real-time", "kHz", "speedup vs eager",
-                     "max abs diff vs eager", "first call s"], body),
+        table(["config", "batch", "dtype", "engine", "median ms", "x real-time", "kHz", "speedup vs eager",
+               "max abs diff vs eager", "first call s"], body),
     ]
     if skipped:
         lines += ["", "\\* inductor fell back from CUDA graphs for part of the model (the log says why; "

@@ -19,11 +19,12 @@ import time
 
 import torch
 
-from . import __version__, audio
-from .filelist import read_filelist as _read_filelist
-from .backend import OPS, backends
-from .cli import UserError, choose_device, model_sampling_rate, stem
-from .hifigan import HiFiGAN
+from .. import __version__, audio
+from ..filelist import read_filelist as _read_filelist
+from ..models import HiFiGAN
+from ..runtime import backends
+from ..runtime.backend import OPS
+from .common import UserError, choose_device, model_sampling_rate, stem
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "demo")  # trained by a later issue; used once it exists
 DEFAULT_CONFIG = "v2"  # small and fast: the whole demo stays well under a minute on 2 cores

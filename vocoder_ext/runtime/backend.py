@@ -14,16 +14,27 @@ import warnings
 
 import torch
 
-from . import _extension
+from . import extension
 
 BACKENDS = ("auto", "cpp", "cuda", "triton", "eager")
 _DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA"}
 _KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}  # compiled kernels registered per dispatch key
-OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d", "resblock")
-TRITON_OPS = ("lrelu_conv1d", "lrelu_conv_transpose1d")  # ops with Triton kernels in vocoder_ext.kernels
-_TRITON_CHAINS = {"resblock": "lrelu_conv1d"}  # served on Triton as a chain of this op
+# Filled by vocoder_ext.ops.registry as each op is declared, in declaration order:
+OPS = []  # every fused op's name
+TRITON_OPS = set()  # ops with their own Triton kernels (vocoder_ext.kernels)
+TRITON_CHAINS = {}  # op -> the op it runs as a chain of where it has no kernel of its own (on Triton)
 PYTHON_CUDA_KERNELS = set()  # ops whose CUDA dispatch key holds a Python (Triton) kernel, not a compiled one
 _warned = set()
+
+
+def declare(op, triton=False, chain_of=None):
+    """Make `op` known to the backend choice and the report (called once per op by ops.registry)."""
+    if op not in OPS:
+        OPS.append(op)
+    if triton:
+        TRITON_OPS.add(op)
+    if chain_of is not None:
+        TRITON_CHAINS[op] = chain_of
 
 
 def requested():
@@ -38,7 +49,7 @@ def _has_compiled_kernel(op, device_type):
     key = _DISPATCH_KEY.get(device_type)
     if device_type == "cuda" and op in PYTHON_CUDA_KERNELS:
         return False
-    return (_extension.loaded and key is not None
+    return (extension.loaded and key is not None
             and torch._C._dispatch_has_kernel_for_dispatch_key(f"vocoder_ext::{op}", key))
 
 
@@ -50,7 +61,7 @@ def triton_installed():
 
 def triton_problem(op, device_type):
     """None when the Triton kernels can serve `op` on `device_type` tensors now, else why not."""
-    op = _TRITON_CHAINS.get(op, op)
+    op = TRITON_CHAINS.get(op, op)
     if op not in TRITON_OPS:
         return f"no Triton kernel for {op} yet"
     if not triton_installed():
@@ -66,8 +77,8 @@ def triton_problem(op, device_type):
 
 
 def _why_no_kernel(op, device_type):
-    if not _extension.loaded:
-        return f"C++ extension not loaded: {_extension.load_error}"
+    if not extension.loaded:
+        return f"C++ extension not loaded: {extension.load_error}"
     if device_type not in _KERNEL_BACKEND:
         return f"no kernels exist for device type {device_type!r}"
     return f"vocoder_ext._C has no {_DISPATCH_KEY[device_type]} kernel for {op} yet"
@@ -106,32 +117,14 @@ def use_registered_op(op, device_type):
     torch.compile/export see); False means call the eager reference directly."""
     if torch.compiler.is_compiling():
         # The dispatcher picks the per-device kernel when the compiled graph runs.
-        return _extension.loaded and requested() != "eager"
+        return extension.loaded and requested() != "eager"
     backend, why = resolve(op, device_type)
     if backend != "eager":
         return True
     if requested() == "auto" and (op, device_type) not in _warned:
         _warned.add((op, device_type))
         warnings.warn(f"vocoder_ext: no fused kernel serves {op} on {device_type} ({why}); "
-                      f"running the eager PyTorch reference", RuntimeWarning, stacklevel=3)
+                      f"running the eager PyTorch reference", RuntimeWarning, stacklevel=4)
     # With the extension loaded, the registered op's default kernel *is* the reference, so auto
     # keeps going through the op; only a forced "eager" or a missing extension bypasses it.
-    return _extension.loaded and requested() == "auto"
-
-
-def backends():
-    """{op: {device_type: backend}} as `auto` would choose now, plus extension status."""
-    from . import autotune
-    report = {"extension": "loaded" if _extension.loaded else f"not loaded ({_extension.load_error})",
-              "requested": requested(), "autotune": autotune.status()}
-    for op in OPS:
-        report[op] = {}
-        for dev in ("cpu", "cuda"):
-            try:
-                backend, why = resolve(op, dev)
-                report[op][dev] = backend if why is None else f"{backend} ({why})"
-                if backend == "triton" and dev == "cuda" and requested() == "auto" and autotune.enabled():
-                    report[op][dev] = "triton, or cuDNN + eager where autotune measured it faster"
-            except RuntimeError as e:
-                report[op][dev] = f"unavailable ({e})"
-    return report
+    return extension.loaded and requested() == "auto"

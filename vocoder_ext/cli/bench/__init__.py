@@ -1,0 +1,160 @@
+"""`python -m vocoder_ext bench`: kernel microbenchmarks and end-to-end speed tables.
+
+Four sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
+OUT/bench.json (with the settings and the machine):
+
+  ops    lrelu_conv1d (with a residual, as in the resblocks) at each distinct (C, T, K, dilation) of each
+         config's upsampling stages, and lrelu_conv_transpose1d at each upsampling layer: the eager
+         reference (`vocoder_ext.ops.*_ref`) vs the registered op (`torch.ops.vocoder_ext.*`, served by
+         whatever backend `vocoder_ext.backends()` names). ms, speedup, GFLOP/s (2*C_in*C_out*K*T*B / time).
+  e2e    the generator (weight norm removed, eval, no autograd), per config and batch size:
+         eager (HiFiGAN(fused=False)), torch.compile (inductor with freezing, of the eager model),
+         ONNX Runtime and OpenVINO (fp32, from one ONNX export of the eager model per config) and
+         fused (HiFiGAN(fused=True)). x real-time = audio seconds / wall seconds; kHz = output samples
+         per second / 1000.
+  train  one generator training step (forward, L1 loss against a random target, backward; weight norm
+         on), eager vs fused: step time, and peak memory measured in a fresh child process per engine.
+  gan    the recipe's whole training step (train.hifigan: discriminator step + generator step), eager vs
+         --fused: step time, steps/s, peak memory. Needs the `train` package (run from the repo root).
+
+--static runs none of these, only the static GPU resource report of the Triton kernels (registers,
+shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
+ptxas -v; no GPU needed): OUT/static.md and OUT/static.json, see vocoder_ext/cli/bench/static.py.
+
+--device cuda runs none of these, only the end-to-end inference table on a GPU (eager, torch.compile
+reduce-overhead, fused on Triton; fp32 and fp16): OUT/bench_cuda.md and OUT/bench_cuda.json, see
+vocoder_ext/cli/bench/cuda.py.
+
+How it times: every engine first runs --warmup times (torch.compile compiles then; that time is kept
+in the JSON as `first_call_s`, never in the medians). Then come --repeats rounds; each round runs every
+engine once, one after the other (round-robin), so slow drifts of a shared machine hit all engines
+alike. Round r feeds input r mod --inputs (a few different random inputs of the same shape). The table
+shows medians; the JSON has every sample. Timings are wall clock (time.perf_counter) on the CPU.
+
+The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
+gan), cuda.py (--device cuda), static.py + static_compile.py (--static); options.py holds the
+settings and timing.py the helpers they all share (timing discipline, machine info, Markdown).
+"""
+import datetime
+import warnings
+
+import torch
+
+from ...models.config import resolve_config
+from ...runtime import backends
+from ...runtime.backend import OPS
+from ..common import write_outputs
+from . import cuda
+from .inference import ENGINES, QUICK_ENGINES, e2e_section, render_e2e
+from .ops import ops_section, render_ops
+from .options import DEFAULT_OUT, FULL, QUICK, resolve_settings
+from .timing import config_name, load_average, machine_info, versions
+from .training import gan_section, render_gan, render_train, train_section
+
+
+def add_arguments(p):
+    p.add_argument("--configs", help=f"comma-separated presets or config.json paths (default: {FULL['configs']})")
+    p.add_argument("--batches", help=f"comma-separated batch sizes for the e2e table (default: {FULL['batches']})")
+    p.add_argument("--seconds", type=float,
+                   help=f"audio seconds per item; sets T of the op shapes too (default: {FULL['seconds']:g})")
+    p.add_argument("--repeats", type=int, help=f"timed rounds; the median is reported (default: {FULL['repeats']})")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs of each engine first (default: 1)")
+    p.add_argument("--inputs", type=int, default=3,
+                   help="different random inputs of each shape, used in turn (default: 3)")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, and the threads of "
+                                                          "ONNX Runtime and OpenVINO (default: 2)")
+    p.add_argument("--engines", help=f"comma-separated subset of {','.join(ENGINES)} for the e2e table "
+                                     f"(default: all; with --quick: {','.join(QUICK_ENGINES)})")
+    p.add_argument("--op-batch", type=int, default=1, help="batch size B of the op shapes (default: 1)")
+    p.add_argument("--train-batch", type=int, help=f"training-step batch (default: {FULL['train_batch']})")
+    p.add_argument("--train-frames", type=int,
+                   help=f"training-step mel frames per item (default: {FULL['train_frames']}, i.e. 8192 samples "
+                        f"at hop 256)")
+    p.add_argument("--gan-batch", type=int, help=f"batch of the recipe's training step (default: {FULL['gan_batch']})")
+    p.add_argument("--gan-frames", type=int,
+                   help=f"mel frames per item of the recipe's training step (default: {FULL['gan_frames']})")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--ops-only", action="store_true", help="only the op tables")
+    only.add_argument("--e2e-only", action="store_true", help="only the end-to-end tables (inference, training)")
+    only.add_argument("--static", action="store_true",
+                      help="only the static GPU resource report of the Triton kernels (registers, shared "
+                           "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
+                           "needed): OUT/static.md and OUT/static.json (vocoder_ext/cli/bench/static.py)")
+    p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny run for tests: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+                        + " (each unless given)")
+    cuda.add_arguments(p)  # --device (cpu: this bench; cuda: cuda.py's GPU table), --dtypes, --tf32
+
+
+def run(args):
+    if getattr(args, "device", "cpu") != "cpu":  # the GPU table: vocoder_ext/cli/bench/cuda.py
+        cuda.run_cuda(args)
+        return
+    if getattr(args, "static", False):
+        # Imported here, not at the top: the static report's child process, `python -m vocoder_ext.cli.bench.static`,
+        # imports this package first, and runpy warns when a package has already imported the module it runs.
+        from .static import run_static
+        run_static(args.out)
+        return
+    settings = resolve_settings(args)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings["threads"])
+    try:
+        with warnings.catch_warnings():
+            # The header says which backend serves each op; the per-op fallback warning would only repeat it.
+            warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
+            report = run_sections(settings)
+    finally:
+        torch.set_num_threads(previous_threads)  # main() may be called in-process (tests)
+    write_outputs(settings["out"], "bench", render_markdown(report), report)
+
+
+def run_sections(settings):
+    configs = [(config_name(c), resolve_config(c)) for c in settings["configs"]]
+    report = {"command": settings["command"],
+              "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "settings": settings, "machine": machine_info(), "versions": versions(),
+              "backends": {op: backends()[op]["cpu"] for op in OPS}, "load_average": {"start": load_average()}}
+    if "ops" in settings["sections"]:
+        report["ops"] = ops_section(configs, settings)
+    if "e2e" in settings["sections"]:
+        report["e2e"] = e2e_section(configs, settings)
+    if "train" in settings["sections"]:
+        report["train"] = train_section(configs, settings)
+    if "gan" in settings["sections"]:
+        report["gan"] = gan_section(configs, settings)
+    report["load_average"]["end"] = load_average()
+    return report
+
+
+def render_markdown(report):
+    s, m, v = report["settings"], report["machine"], report["versions"]
+    optional = ", ".join(f"{p} {v[p] or 'not installed'}" for p in ("onnx", "onnxscript", "onnxruntime", "openvino"))
+    lines = [
+        "# vocoder_ext benchmark",
+        "",
+        f"- command: `{report['command']}`",
+        f"- date: {report['date']}",
+        f"- machine: {m['cpu']}, {m['logical_cpus']} logical CPUs ({m['usable_cpus']} usable), "
+        f"torch CPU capability {m['torch_cpu_capability']}; {m['platform']}",
+        f"- threads: {s['threads']} (torch.set_num_threads; ONNX Runtime intra-op threads; OpenVINO "
+        f"INFERENCE_NUM_THREADS)",
+        f"- versions: vocoder_ext {v['vocoder_ext']}, torch {v['torch']}, python {m['python']}; {optional}",
+        f"- load average (1, 5, 15 min) at start: {report['load_average']['start']}, at end: "
+        f"{report['load_average']['end']} (other work on the machine skews timings; the JSON has every sample)",
+        "- fused ops served on CPU by: " + "; ".join(f"{op}: {b}" for op, b in report["backends"].items()),
+        f"- timing: median of {s['repeats']} samples after {s['warmup']} warm-up run(s); engines interleaved "
+        f"round-robin within each repeat; {s['inputs']} different random inputs of each shape used in turn",
+    ]
+    if "ops" in report:
+        lines += ["", render_ops(report["ops"], s)]
+    if "e2e" in report:
+        lines += ["", render_e2e(report["e2e"], s)]
+    if "train" in report:
+        lines += ["", render_train(report["train"], s)]
+    if "gan" in report:
+        lines += ["", render_gan(report["gan"], s)]
+    return "\n".join(lines)

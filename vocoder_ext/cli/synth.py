@@ -1,0 +1,119 @@
+"""`python -m vocoder_ext synth INPUT -o OUT_DIR`: mel file or folder -> wav files, with a checkpoint or a
+config."""
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+from .. import audio
+from ..models import HiFiGAN
+from .common import UserError, choose_device, list_inputs, model_sampling_rate, progress, stem
+
+# A mel frame of silence after log-compression: the value batched mels are padded with.
+MEL_PAD_VALUE = math.log(audio.LOG_CLAMP)
+
+
+def add_arguments(p):
+    p.add_argument("input", help="a mel file (.npy or .pt, shape (num_mels, T) or (1, num_mels, T)) or a folder")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for <stem>.wav")
+    p.add_argument("--checkpoint", help="generator checkpoint file or folder (its latest generator)")
+    p.add_argument("--config", help="v1 | v2 | v3 | config.json: with --checkpoint, overrides the checkpoint's "
+                                    "config; without one, builds an UNTRAINED model (random weights)")
+    p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
+                   help="run through the fused ops (default) or plain PyTorch layers")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="mels per forward pass (default: 1); shorter ones are padded with silence, which "
+                        "can change the last ~receptive field of their audio slightly")
+    p.add_argument("--remove-weight-norm", action=argparse.BooleanOptionalAction, default=True,
+                   help="fold weight norm into plain weights before inference (default: on)")
+
+
+def load_mel(path, num_mels):
+    """A mel file -> float32 tensor [num_mels, frames].
+
+    .npy (no pickles) or .pt (torch.load(weights_only=True), a bare tensor), holding
+    [num_mels, frames] or [1, num_mels, frames] floating-point values."""
+    try:
+        if path.lower().endswith(".npy"):
+            mel = torch.from_numpy(np.load(path, allow_pickle=False))
+        else:
+            mel = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # numpy and torch raise many kinds on a corrupt or foreign file
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot read mel file {path}: {reason}") from e
+    if not isinstance(mel, torch.Tensor):
+        raise UserError(f"mel file {path}: expected a tensor, got a {type(mel).__name__}")
+    if mel.dim() == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    if mel.dim() != 2 or mel.shape[0] != num_mels or mel.shape[1] == 0:
+        raise UserError(f"mel file {path}: expected shape ({num_mels}, frames) or (1, {num_mels}, frames), "
+                        f"got {tuple(mel.shape)}")
+    if not mel.is_floating_point():
+        raise UserError(f"mel file {path}: expected floating-point values, got dtype {mel.dtype}")
+    if not bool(torch.isfinite(mel).all()):
+        raise UserError(f"mel file {path}: contains NaN or inf values")
+    return mel.float()
+
+
+def load_model(checkpoint, config, fused):
+    """From a checkpoint (config overrides its own), else an UNTRAINED model of `config`, with a warning."""
+    if checkpoint:
+        return HiFiGAN.from_pretrained(checkpoint, fused=fused, config=config)
+    if not config:
+        raise UserError("give --checkpoint PATH (a trained generator), or --config v1|v2|v3|file.json "
+                        "for an untrained model")
+    model = HiFiGAN(config, fused=fused)  # first, so a bad config fails before the warning
+    print(f"warning: no --checkpoint: the model ({config}) is UNTRAINED (random weights), "
+          f"so the audio will be noise", file=sys.stderr)
+    return model
+
+
+def run(args):
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    device = choose_device(args.device)
+    files = list_inputs(args.input, (".npy", ".pt"), "mel")
+    for path in files:
+        if not path.lower().endswith((".npy", ".pt")):
+            raise UserError(f"mel file {path}: expected a .npy or .pt file")
+    stems = [stem(p) for p in files]
+    if len(set(stems)) != len(stems):  # a.npy and a.pt would both write a.wav
+        clash = sorted({s for s in stems if stems.count(s) > 1})
+        raise UserError(f"several mel files share a name, so their wavs would overwrite each other: {clash}")
+
+    model = load_model(args.checkpoint, args.config, args.fused)
+    if args.remove_weight_norm:
+        model.remove_weight_norm()
+    model.eval().to(device)
+    # Read every mel first, so a bad file stops the run before any synthesis.
+    mels = [load_mel(p, model.config["num_mels"]) for p in files]
+    os.makedirs(args.output, exist_ok=True)
+    sampling_rate = model_sampling_rate(model)
+    with torch.inference_mode(), progress(total=len(files), desc="synth") as bar:
+        for batch in length_sorted_batches(mels, args.batch_size):
+            for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device)):
+                audio.save_wav(os.path.join(args.output, f"{stems[i]}.wav"), wav, sampling_rate)
+            bar.update(len(batch))
+
+
+def length_sorted_batches(mels, batch_size):
+    """Index batches, longest mels first: neighbours in length waste the least padding."""
+    order = sorted(range(len(mels)), key=lambda i: mels[i].shape[1], reverse=True)
+    return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+
+
+def vocode(mels, model, device):
+    """[num_mels, frames_i] mels -> float32 CPU audio [frames_i * hop] each, in one forward pass.
+
+    Shorter mels are padded with silence (log of the clamp floor) and their audio cut back to
+    frames * hop. The generator is not causal, so the last ~receptive field of a padded item's audio
+    differs slightly from running it alone."""
+    longest = max(m.shape[1] for m in mels)
+    batch = torch.stack([torch.nn.functional.pad(m, (0, longest - m.shape[1]), value=MEL_PAD_VALUE)
+                         for m in mels]).to(device)
+    out = model(batch)[:, 0].float().cpu()
+    return [out[i, :m.shape[1] * model.hop_length] for i, m in enumerate(mels)]
