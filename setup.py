@@ -8,7 +8,7 @@ import glob
 import os
 
 import torch
-from setuptools import setup
+from setuptools import find_packages, setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -44,8 +44,7 @@ setup(
     name="vocoder_ext",
     version="0.1.0",
     description="Fused kernels and drop-in modules for HiFi-GAN and WaveGlow vocoders",
-    packages=["vocoder_ext", "vocoder_ext.models", "vocoder_ext.ops", "vocoder_ext.runtime", "vocoder_ext.cli",
-              "vocoder_ext.cli.bench", "vocoder_ext.kernels"],
+    packages=find_packages(include=["vocoder_ext", "vocoder_ext.*"]) + ["vocoder_ext.kernels"],
     package_dir={"vocoder_ext.kernels": "kernels"},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension},
