@@ -28,4 +28,29 @@ TORCH_LIBRARY(vocoder_ext, m) {
   m.def(
       "lrelu_conv_transpose1d_backward(Tensor grad_out, Tensor x, Tensor weight, int stride, "
       "int padding, float slope) -> (Tensor, Tensor, Tensor)");
+
+  // WaveGlow, [B, C, T/n_group] tensors. One WN layer: a = conv1d(audio, in_weight, in_bias, dilation,
+  // "same") + cond (the layer's conditioning, precomputed from the mel); acts = tanh(a[:, :C]) *
+  // sigmoid(a[:, C:]); rs = conv1d(acts, rs_weight, rs_bias) (1x1). Returns (audio + rs[:, :C], skip +
+  // rs[:, C:]); on the last layer rs has C rows, all of them skip, and audio comes back unchanged.
+  // skip=None is a zero skip sum (the first layer).
+  m.def(
+      "wn_layer(Tensor audio, Tensor? skip, Tensor cond, Tensor in_weight, Tensor in_bias, Tensor rs_weight, "
+      "Tensor rs_bias, int dilation, bool last) -> (Tensor, Tensor)");
+  // Gradients w.r.t. (audio, cond, in_weight, in_bias, rs_weight, rs_bias); the gate is recomputed.
+  // skip's gradient is grad_skip itself.
+  m.def(
+      "wn_layer_backward(Tensor grad_audio, Tensor grad_skip, Tensor audio, Tensor cond, Tensor in_weight, "
+      "Tensor in_bias, Tensor rs_weight, Tensor rs_bias, int dilation, bool last) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  // Affine coupling with wn_out = [b; log_s] (the WN's output): forward exp(log_s) * x + b, inverse
+  // (x - b) * exp(-log_s); computed in fp32, returned in x's dtype.
+  m.def("affine_coupling(Tensor x, Tensor wn_out, bool reverse=False) -> Tensor");
+  m.def("affine_coupling_backward(Tensor grad_out, Tensor x, Tensor wn_out, bool reverse) -> (Tensor, Tensor)");
+  // Invertible 1x1 conv, weight [c, c, 1]: forward (W x, B*T*log|det W|), reverse (W^-1 x, -B*T*log|det W|),
+  // with W^-1 and the log-determinant in fp32 (the reverse product too), computed from W on every call.
+  m.def("invertible_conv1x1(Tensor x, Tensor weight, bool reverse=False) -> (Tensor, Tensor)");
+  m.def(
+      "invertible_conv1x1_backward(Tensor grad_out, Tensor grad_log_det, Tensor x, Tensor weight, bool reverse) "
+      "-> (Tensor, Tensor)");
 }

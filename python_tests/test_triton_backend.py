@@ -90,6 +90,9 @@ def test_whole_hifigan_on_triton_equals_eager(triton_backend):
 
 def test_backends_report_triton(monkeypatch):
     monkeypatch.setenv("VOCODER_EXT_BACKEND", "triton")
-    assert {backends()[op]["cpu"] for op in backend.OPS} == {"triton"}
+    report = backends()
+    for op in backend.OPS:  # the WaveGlow ops have no Triton kernels yet: forcing triton cannot serve them
+        want = "triton" if op in backend.TRITON_OPS or op in backend.TRITON_CHAINS else "unavailable"
+        assert report[op]["cpu"].startswith(want), (op, report[op])
     monkeypatch.setenv("VOCODER_EXT_BACKEND", "auto")
     assert backend.triton_problem("lrelu_conv1d", "cuda") is not None  # interpreter on: CPU tensors only

@@ -1,4 +1,4 @@
-"""HiFi-GAN training losses: LSGAN adversarial, feature matching, mel L1.
+"""Training losses: HiFi-GAN's (LSGAN adversarial, feature matching, mel L1) and WaveGlow's likelihood.
 
 Same math, weights and return conventions as the original HiFi-GAN code (jik876/hifi-gan,
 ``models.py`` / ``train.py``; NVIDIA's DeepLearningExamples HiFi-GAN is the same), so a training
@@ -31,6 +31,7 @@ __all__ = [
     "generator_loss",
     "feature_loss",
     "mel_loss",
+    "waveglow_loss",
 ]
 
 FEATURE_LOSS_WEIGHT = 2.0  # lambda_fm in the paper
@@ -116,3 +117,13 @@ def mel_loss(y_mel: Tensor, y_g_hat_mel: Tensor) -> Tensor:
         0-dim tensor (the weighted term that enters the generator total).
     """
     return F.l1_loss(y_mel, y_g_hat_mel) * MEL_LOSS_WEIGHT
+
+
+def waveglow_loss(outputs: Tuple[Tensor, Sequence[Tensor], Sequence[Tensor]], sigma: float = 1.0) -> Tensor:
+    """WaveGlow's negative log-likelihood per dimension, as NVIDIA's WaveGlowLoss: for the forward outputs
+    (z, log_s_list, log_det_W_list), (sum(z^2) / (2 sigma^2) - sum(log_s) - sum(log_det_W)) / z.numel()."""
+    z, log_s_list, log_det_w_list = outputs
+    log_s_total = sum(log_s.float().sum() for log_s in log_s_list)
+    log_det_w_total = sum(log_det_w.float() for log_det_w in log_det_w_list)
+    loss = torch.sum(z.float() * z.float()) / (2 * sigma * sigma) - log_s_total - log_det_w_total
+    return loss / z.numel()

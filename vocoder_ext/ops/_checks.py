@@ -38,3 +38,8 @@ def autocast_inputs(*tensors):
         return tensors
     dtype = torch.get_autocast_dtype(device_type)
     return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
+
+
+def compute_dtype(*tensors):
+    """fp32, or fp64 if any tensor is fp64: the dtype of the math that must not run in fp16/bf16."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32

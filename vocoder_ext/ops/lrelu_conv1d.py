@@ -83,7 +83,7 @@ def _setup_context(ctx, inputs, output):
     ctx.has_bias, ctx.has_residual = bias is not None, residual is not None
 
 
-def _backward(ctx, grad, backward_kernel):
+def _backward(ctx, backward_kernel, grad):
     x, weight, bias = ctx.saved_tensors
     grad_x, grad_w, grad_b = backward_kernel(grad, x, weight, bias, *ctx.args)
     return (grad_x, grad_w, grad_b if ctx.has_bias else None, None, None,

@@ -66,7 +66,7 @@ def _setup_context(ctx, inputs, output):
     ctx.has_bias = bias is not None
 
 
-def _backward(ctx, grad, backward_kernel):
+def _backward(ctx, backward_kernel, grad):
     x, weight = ctx.saved_tensors
     grad_x, grad_w, grad_b = backward_kernel(grad, x, weight, *ctx.args)
     return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None

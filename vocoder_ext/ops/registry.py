@@ -7,8 +7,9 @@ reference. What one call does:
   CPU/CUDA kernels in _C override it per dispatch key. Likewise the backward reference for the backward op;
 - the fake kernels (shapes only) for torch.compile / torch.export;
 - autograd: `setup_context(ctx, inputs, output)` saves what the backward needs, and
-  `backward(ctx, grad, backward_kernel)` returns one gradient per input, where `backward_kernel` is
-  `torch.ops.vocoder_ext.<name>_backward` (or, on the interpreted Triton path, the Triton backward);
+  `backward(ctx, backward_kernel, *grads)` (one grad per output) returns one gradient per input, where
+  `backward_kernel` is `torch.ops.vocoder_ext.<name>_backward` (or, on the interpreted Triton path, the
+  Triton backward);
 - CUDA kernels in Python, when Triton is installed: `triton_forward` / `triton_backward` (same
   signatures as the schemas, importing vocoder_ext.kernels lazily), each raced once per shape against
   the reference (cuDNN + eager) by runtime.autotune;
@@ -24,7 +25,8 @@ from ..runtime import autotune, backend, extension
 
 # Schema arguments laid out [B, C, T]: their T is bucketed in autotune keys, so variable-length audio
 # does not time every new length. Name [B, C, T] arguments of new ops from this set.
-TIME_ARGUMENTS = {"x", "residual", "accum", "grad_out"}
+TIME_ARGUMENTS = {"x", "residual", "accum", "grad_out", "audio", "skip", "cond", "wn_out", "grad_audio",
+                  "grad_skip"}
 
 REGISTERED = {}  # name -> FusedOp
 
@@ -80,11 +82,11 @@ class FusedOp:
                 torch.library.impl(lib + "_backward", "CUDA")(self.cuda_backward)
                 backend.PYTHON_CUDA_KERNELS.add(self.name + "_backward")
 
-    def _autograd_backward(self, ctx, grad):
+    def _autograd_backward(self, ctx, *grads):
         if self.backward is None:
             raise RuntimeError(f"vocoder_ext::{self.name} has no backward; see vocoder_ext.ops.{self.name} for "
                                f"how gradients are computed instead")
-        return self.backward(ctx, grad, getattr(torch.ops.vocoder_ext, self.name + "_backward"))
+        return self.backward(ctx, getattr(torch.ops.vocoder_ext, self.name + "_backward"), *grads)
 
     def _interpreted_triton(self):
         """An autograd.Function over the Triton kernels for CPU tensors: the registered op's CPU key
@@ -99,8 +101,8 @@ class FusedOp:
                     return op.triton_forward(*args)
 
                 @staticmethod
-                def backward(ctx, grad):
-                    return op.backward(ctx, grad, op.triton_backward)
+                def backward(ctx, *grads):
+                    return op.backward(ctx, op.triton_backward, *grads)
 
             InterpretedTriton.__name__ = f"{self.name}_interpreted_triton"
             self._interpreted = InterpretedTriton
