@@ -24,7 +24,7 @@ def wn_layer_ref(audio, skip, cond, in_weight, in_bias, rs_weight, rs_bias, dila
     rs = F.conv1d(acts, rs_weight, rs_bias)
     if last:
         return audio.clone(), rs if skip is None else skip + rs
-    return audio + rs[:, :c], rs[:, c:] if skip is None else skip + rs[:, c:]
+    return audio + rs[:, :c], rs[:, c:].clone() if skip is None else skip + rs[:, c:]  # a fresh tensor, not a view
 
 
 def wn_layer_backward_ref(grad_audio, grad_skip, audio, cond, in_weight, in_bias, rs_weight, rs_bias, dilation,
