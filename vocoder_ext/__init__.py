@@ -10,12 +10,12 @@ import sys
 from . import runtime  # noqa: F401  (loads vocoder_ext._C, or warns why not)
 from . import ops
 from .checkpoint import CheckpointError
-from .models import PRESETS, ConfigError, HiFiGAN, ResBlock1, ResBlock2, WaveGlow, resolve_config
+from .models import PRESETS, ConfigError, Denoiser, HiFiGAN, ResBlock1, ResBlock2, WaveGlow, resolve_config
 from .models import config, discriminators, hifigan, layers
 from .runtime import backends
 
 __version__ = "0.1.0"
-__all__ = ["HiFiGAN", "WaveGlow", "ResBlock1", "ResBlock2", "ops", "backends", "resolve_config", "PRESETS",
+__all__ = ["HiFiGAN", "WaveGlow", "Denoiser", "ResBlock1", "ResBlock2", "ops", "backends", "resolve_config", "PRESETS",
            "CheckpointError", "ConfigError"]
 
 # The flat module paths of earlier versions (vocoder_ext.hifigan, .discriminators, .config, .layers)
