@@ -40,6 +40,7 @@ def collect_info():
         "torch": torch.__version__,
         "numpy": np.__version__,
         "triton": triton or "not installed",
+        "vocoders": ["hifigan (vocoder_ext.HiFiGAN)", "waveglow (vocoder_ext.WaveGlow)"],
         "extension": (f"loaded from {extension.library_path}" if extension.loaded
                       else f"not loaded ({extension.load_error})"),
         "VOCODER_EXT_BACKEND": os.environ.get("VOCODER_EXT_BACKEND", "unset (auto)"),

@@ -1,4 +1,5 @@
-"""`python -m vocoder_ext mel INPUT -o OUT_DIR`: wav file or folder -> HiFi-GAN log-mel spectrograms."""
+"""`python -m vocoder_ext mel INPUT -o OUT_DIR`: wav file or folder -> log-mel spectrograms, HiFi-GAN's front
+end or (--frontend tacotron2) the Tacotron2/WaveGlow one."""
 import os
 
 import numpy as np
@@ -8,9 +9,15 @@ from .. import audio
 from .common import UserError, list_inputs, progress, stem
 
 
+FRONTENDS = {"hifigan": audio.mel_spectrogram, "tacotron2": audio.tacotron2_mel_spectrogram}
+
+
 def add_arguments(p):
     p.add_argument("input", help="a wav file, or a folder (all *.wav in it)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for <stem>.npy / <stem>.pt")
+    p.add_argument("--frontend", choices=tuple(FRONTENDS), default="hifigan",
+                   help="hifigan: HiFi-GAN's (T // hop frames); tacotron2: Tacotron2's, what WaveGlow was trained "
+                        "on (centered STFT, T // hop + 1 frames) (default: hifigan)")
     p.add_argument("--format", choices=("npy", "pt"), default="npy",
                    help="npy: float32 numpy array; pt: a torch tensor (default: npy)")
     p.add_argument("--sampling-rate", type=int, default=22050,
@@ -32,7 +39,7 @@ def run(args):
         except ValueError as e:  # undecodable, not mono, or another sampling rate
             raise UserError(str(e).removeprefix("load_wav: ")) from e
         try:
-            mel = audio.mel_spectrogram(y, n_fft=args.n_fft, num_mels=args.num_mels,
+            mel = FRONTENDS[args.frontend](y, n_fft=args.n_fft, num_mels=args.num_mels,
                                         sampling_rate=args.sampling_rate, hop_size=args.hop_size,
                                         win_size=args.win_size, fmin=args.fmin, fmax=args.fmax)
         except ValueError as e:  # too short for one frame, or inconsistent sizes

@@ -1,6 +1,7 @@
 """`python -m vocoder_ext synth INPUT -o OUT_DIR`: mel file or folder -> wav files, with a checkpoint or a
-config."""
+config, on HiFi-GAN (default) or WaveGlow (--vocoder waveglow, --sigma), optionally denoised (--denoise)."""
 import argparse
+import json
 import math
 import os
 import sys
@@ -9,19 +10,32 @@ import numpy as np
 import torch
 
 from .. import audio
-from ..models import HiFiGAN
+from ..models import Denoiser, HiFiGAN, WaveGlow
 from .common import UserError, choose_device, list_inputs, model_sampling_rate, progress, stem
 
 # A mel frame of silence after log-compression: the value batched mels are padded with.
 MEL_PAD_VALUE = math.log(audio.LOG_CLAMP)
 
 
+# WaveGlow configs by name, for an untrained model: NVIDIA's NGC checkpoint (256) and DLE's default (512).
+WAVEGLOW_CONFIGS = {str(c): {"n_mel_channels": 80, "n_flows": 12, "n_group": 8, "n_early_every": 4, "n_early_size": 2,
+                             "WN_config": {"n_layers": 8, "n_channels": c, "kernel_size": 3}} for c in (256, 512)}
+
+
 def add_arguments(p):
+    p.add_argument("--vocoder", choices=("hifigan", "waveglow"), default="hifigan",
+                   help="which model the checkpoint or config is (default: hifigan)")
     p.add_argument("input", help="a mel file (.npy or .pt, shape (num_mels, T) or (1, num_mels, T)) or a folder")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for <stem>.wav")
     p.add_argument("--checkpoint", help="generator checkpoint file or folder (its latest generator)")
-    p.add_argument("--config", help="v1 | v2 | v3 | config.json: with --checkpoint, overrides the checkpoint's "
-                                    "config; without one, builds an UNTRAINED model (random weights)")
+    p.add_argument("--config", help="HiFi-GAN: v1 | v2 | v3 | config.json; WaveGlow: 256 | 512 | config.json (NVIDIA's "
+                                    "constructor arguments). With --checkpoint, overrides the checkpoint's config; "
+                                    "without one, builds an UNTRAINED model (random weights)")
+    p.add_argument("--sigma", type=float, help="WaveGlow's noise scale (default: 0.9, NVIDIA's inference default)")
+    p.add_argument("--seed", type=int, help="seed of WaveGlow's noise, for a reproducible output")
+    p.add_argument("--denoise", type=float, default=0.0, metavar="STRENGTH",
+                   help="subtract STRENGTH x the vocoder's bias spectrum (NVIDIA's denoiser; 0.01 is their "
+                        "WaveGlow default); 0 = off (default)")
     p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True,
                    help="run through the fused ops (default) or plain PyTorch layers")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
@@ -59,17 +73,45 @@ def load_mel(path, num_mels):
     return mel.float()
 
 
-def load_model(checkpoint, config, fused):
+def load_model(vocoder, checkpoint, config, fused):
     """From a checkpoint (config overrides its own), else an UNTRAINED model of `config`, with a warning."""
-    if checkpoint:
-        return HiFiGAN.from_pretrained(checkpoint, fused=fused, config=config)
-    if not config:
-        raise UserError("give --checkpoint PATH (a trained generator), or --config v1|v2|v3|file.json "
-                        "for an untrained model")
-    model = HiFiGAN(config, fused=fused)  # first, so a bad config fails before the warning
+    if vocoder == "waveglow":
+        config = _waveglow_config(config)
+        if checkpoint:
+            return WaveGlow.from_pretrained(checkpoint, fused=fused, config=config)
+        if config is None:
+            raise UserError("give --checkpoint PATH (a trained WaveGlow), or --config 256|512|file.json for an "
+                            "untrained one")
+        model = WaveGlow(**config, fused=fused)
+    else:
+        if checkpoint:
+            return HiFiGAN.from_pretrained(checkpoint, fused=fused, config=config)
+        if not config:
+            raise UserError("give --checkpoint PATH (a trained generator), or --config v1|v2|v3|file.json "
+                            "for an untrained model")
+        model = HiFiGAN(config, fused=fused)  # first, so a bad config fails before the warning
     print(f"warning: no --checkpoint: the model ({config}) is UNTRAINED (random weights), "
           f"so the audio will be noise", file=sys.stderr)
     return model
+
+
+def _waveglow_config(config):
+    if config is None or config in WAVEGLOW_CONFIGS:
+        return WAVEGLOW_CONFIGS.get(config)
+    try:
+        with open(config) as f:
+            loaded = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--config {config}: expected 256, 512 or a JSON file of WaveGlow's constructor "
+                        f"arguments ({e})") from e
+    loaded = loaded.get("waveglow_config", loaded) if isinstance(loaded, dict) else loaded  # NVIDIA/waveglow's config.json
+    if not isinstance(loaded, dict):
+        raise UserError(f"--config {config}: expected a JSON object, got {type(loaded).__name__}")
+    return loaded
+
+
+def mel_channels(model):
+    return model.n_mel_channels if isinstance(model, WaveGlow) else model.config["num_mels"]
 
 
 def run(args):
@@ -85,17 +127,28 @@ def run(args):
         clash = sorted({s for s in stems if stems.count(s) > 1})
         raise UserError(f"several mel files share a name, so their wavs would overwrite each other: {clash}")
 
-    model = load_model(args.checkpoint, args.config, args.fused)
+    if args.sigma is not None and (args.vocoder != "waveglow" or args.sigma < 0):
+        raise UserError(f"--sigma {args.sigma}: a WaveGlow noise scale >= 0 (with --vocoder waveglow)")
+    if args.seed is not None and args.vocoder != "waveglow":
+        raise UserError("--seed sets WaveGlow's noise (with --vocoder waveglow); HiFi-GAN is deterministic")
+    if not args.denoise >= 0:
+        raise UserError(f"--denoise must be >= 0, got {args.denoise}")
+
+    model = load_model(args.vocoder, args.checkpoint, args.config, args.fused)
     if args.remove_weight_norm:
         model.remove_weight_norm()
     model.eval().to(device)
+    denoiser = Denoiser(model, args.denoise) if args.denoise > 0 else None
     # Read every mel first, so a bad file stops the run before any synthesis.
-    mels = [load_mel(p, model.config["num_mels"]) for p in files]
+    mels = [load_mel(p, mel_channels(model)) for p in files]
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    sigma = 0.9 if args.sigma is None else args.sigma
     os.makedirs(args.output, exist_ok=True)
     sampling_rate = model_sampling_rate(model)
     with torch.inference_mode(), progress(total=len(files), desc="synth") as bar:
         for batch in length_sorted_batches(mels, args.batch_size):
-            for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device)):
+            for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device, sigma, denoiser)):
                 audio.save_wav(os.path.join(args.output, f"{stems[i]}.wav"), wav, sampling_rate)
             bar.update(len(batch))
 
@@ -106,7 +159,7 @@ def length_sorted_batches(mels, batch_size):
     return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
 
 
-def vocode(mels, model, device):
+def vocode(mels, model, device, sigma=0.9, denoiser=None):
     """[num_mels, frames_i] mels -> float32 CPU audio [frames_i * hop] each, in one forward pass.
 
     Shorter mels are padded with silence (log of the clamp floor) and their audio cut back to
@@ -115,5 +168,8 @@ def vocode(mels, model, device):
     longest = max(m.shape[1] for m in mels)
     batch = torch.stack([torch.nn.functional.pad(m, (0, longest - m.shape[1]), value=MEL_PAD_VALUE)
                          for m in mels]).to(device)
-    out = model(batch)[:, 0].float().cpu()
+    out = model.infer(batch, sigma) if isinstance(model, WaveGlow) else model(batch)[:, 0]
+    if denoiser is not None:
+        out = denoiser(out)
+    out = out.float().cpu()
     return [out[i, :m.shape[1] * model.hop_length] for i, m in enumerate(mels)]
