@@ -246,9 +246,7 @@ class WaveGlow(nn.Module):
         model = cls(**config, fused=fused)
         if any(k.endswith("start.weight") for k in state_dict):
             model.remove_weight_norm()  # saved without weight norm
-        model.load_state_dict(state_dict, strict=strict)
-        dtype = next(iter(state_dict.values())).dtype
-        model.to(dtype if dtype.is_floating_point else torch.float32)
+        model.load_state_dict(state_dict, strict=strict)  # fp32 parameters, as NVIDIA's loading gives: .half() after
         if isinstance(map_location, (str, torch.device)):
             model.to(map_location)
         return model
