@@ -64,7 +64,7 @@ def random_mel(frames):
 
 
 # ---- info -----------------------------------------------------------------------------------
-INFO_KEYS = {"vocoder_ext", "python", "torch", "numpy", "triton", "extension", "VOCODER_EXT_BACKEND",
+INFO_KEYS = {"vocoder_ext", "python", "torch", "numpy", "triton", "vocoders", "extension", "VOCODER_EXT_BACKEND",
              "backends", "cpu", "cuda", "triton_status"}
 
 
@@ -253,9 +253,9 @@ def test_synth_needs_checkpoint_or_config(capsys, tmp_path):
 
 
 # ---- demo -----------------------------------------------------------------------------------
-def demo_args(out, limit):
+def demo_args(out, limit, waveglow_channels=0):
     return ["demo", "--data", DATA, "--filelist", DATA / "filelists" / "validation.txt", "--out", out,
-            "--limit", limit, "--repeats", 1]
+            "--limit", limit, "--repeats", 1, "--waveglow-channels", waveglow_channels]
 
 
 def validation_stems(n):
@@ -265,7 +265,7 @@ def validation_stems(n):
 def test_demo_untrained(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # so a trained checkpoints/demo/ in the repo is not picked up
     out = tmp_path / "demo"
-    code, stdout, err = cli(capsys, *demo_args(out, 2), "--config", "v2")
+    code, stdout, err = cli(capsys, *demo_args(out, 2, waveglow_channels=16), "--config", "v2")
     assert code == 0, err
     lines = stdout.strip().splitlines()
     assert "UNTRAINED" in lines[0] and "UNTRAINED" in lines[-1]
@@ -282,6 +282,14 @@ def test_demo_untrained(capsys, tmp_path, monkeypatch):
     assert report["threads"] == 2 and report["total"]["max_abs_diff"] < 1e-4
     assert {"machine", "torch", "date", "command", "backends"} <= set(report)
     assert report["total"]["x_realtime_fused"] > 0
+    # the WaveGlow row: random weights said plainly, both paths written and equal
+    assert "WaveGlow 16 ch, UNTRAINED (random weights)" in stdout
+    stem = validation_stems(1)[0]
+    wg_fused, sr = read_wav(out / f"{stem}_waveglow_fused.wav")
+    wg_eager, _ = read_wav(out / f"{stem}_waveglow_eager.wav")
+    assert sr == 22050 and wg_fused.numel() == 86 * 256 and wg_fused.abs().max() > 0.5
+    torch.testing.assert_close(wg_fused, wg_eager, rtol=0, atol=2 * INT16_STEP)
+    assert report["waveglow"]["utterance"] == stem and report["waveglow"]["max_abs_diff"] < 1e-4
 
 
 def test_demo_with_checkpoint(capsys, tmp_path, tiny_checkpoint):

@@ -7,6 +7,7 @@ and a table gives each path's speed (x real-time = audio seconds / wall seconds,
 
 The model is --checkpoint if given, else checkpoints/demo/ if it exists, else a seeded random
 --config model -- which is UNTRAINED, and the output says so at the top and the bottom.
+Then one WaveGlow row (demo_waveglow.py): an UNTRAINED WaveGlow on the first utterance, fused vs eager.
 """
 import datetime
 import json
@@ -16,6 +17,7 @@ import shlex
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -25,6 +27,7 @@ from ..models import HiFiGAN
 from ..runtime import backends
 from ..runtime.backend import OPS
 from .common import UserError, choose_device, model_sampling_rate, stem
+from .demo_waveglow import waveglow_row
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "demo")  # trained by a later issue; used once it exists
 DEFAULT_CONFIG = "v2"  # small and fast: the whole demo stays well under a minute on 2 cores
@@ -45,6 +48,9 @@ def add_arguments(p):
     p.add_argument("--repeats", type=int, default=3,
                    help="timed runs per utterance and path, after one warm-up; the median is reported (default: 3)")
     p.add_argument("--limit", type=int, help="only the first N utterances")
+    p.add_argument("--waveglow-channels", type=int, default=256,
+                   help="WN channels of the WaveGlow row (random weights; NVIDIA's checkpoint has 256); 0 leaves "
+                        "the row out (default: 256)")
 
 
 def run(args):
@@ -52,6 +58,8 @@ def run(args):
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     if args.repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.waveglow_channels < 0 or args.waveglow_channels % 2:
+        raise UserError(f"--waveglow-channels must be an even number >= 0, got {args.waveglow_channels}")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     device = choose_device(args.device)
@@ -75,15 +83,20 @@ def run(args):
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    try:
-        mels = [utterance_mel(path, model) for path in wavs]
-        rows = vocode_both_ways(model, wavs, mels, device, args.out, args.repeats)
-    finally:
-        torch.set_num_threads(previous_threads)  # main() may be called in-process (tests)
+    with warnings.catch_warnings():
+        # The header says which backend serves each op; the per-op fallback warning would only repeat it.
+        warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
+        try:
+            mels = [utterance_mel(path, model) for path in wavs]
+            rows = vocode_both_ways(model, wavs, mels, device, args.out, args.repeats)
+            waveglow = (waveglow_row(wavs[0], args.waveglow_channels, device, args.out, args.repeats, args.seed,
+                                     timed) if args.waveglow_channels else None)
+        finally:
+            torch.set_num_threads(previous_threads)  # main() may be called in-process (tests)
 
-    print_table(rows)
-    write_json(os.path.join(args.out, "demo.json"), args, device, source, untrained, served, rows)
-    print(f"\nwrote {2 * len(wavs)} wavs and demo.json to {args.out}")
+    print_table(rows, waveglow)
+    write_json(os.path.join(args.out, "demo.json"), args, device, source, untrained, served, rows, waveglow)
+    print(f"\nwrote {2 * (len(wavs) + bool(waveglow))} wavs and demo.json to {args.out}")
     if notice:
         print(notice)
 
@@ -142,20 +155,25 @@ def vocode_both_ways(model, wavs, mels, device, out_dir, repeats):
 
 
 def timed_forward(model, mel, fused, device, repeats):
-    """-> (float32 CPU audio [T], median wall seconds of `repeats` forward passes after one warm-up).
-
-    The warm-up runs on this very mel: CPU convolutions set themselves up once per new input length,
-    a cost that would otherwise land on whichever path happens to run first."""
+    """-> (float32 CPU audio [T], median wall seconds of `repeats` forward passes after one warm-up)."""
     model.fused = fused
-    out = model(mel)
+    return timed(lambda: model(mel)[0, 0].float().cpu(), device, repeats)
+
+
+def timed(fn, device, repeats):
+    """-> (fn()'s output, median wall seconds of `repeats` calls after one warm-up).
+
+    The warm-up runs on the same input: CPU convolutions set themselves up once per new input length,
+    a cost that would otherwise land on whichever path happens to run first."""
+    out = fn()
     seconds = []
     for _ in range(repeats):
         _synchronize(device)
         start = time.perf_counter()
-        out = model(mel)
+        out = fn()
         _synchronize(device)  # CUDA runs asynchronously: wait for the work before reading the clock
         seconds.append(time.perf_counter() - start)
-    return out[0, 0].float().cpu(), statistics.median(seconds)
+    return out, statistics.median(seconds)
 
 
 def _synchronize(device):
@@ -169,16 +187,23 @@ def total_row(rows):
             "max_abs_diff": max(r["max_abs_diff"] for r in rows)}
 
 
-def print_table(rows):
+def print_table(rows, waveglow=None):
     print(f"{'utterance':<16} {'audio s':>8} {'x RT fused':>11} {'x RT eager':>11} {'max |fused-eager|':>18}")
     for row in rows + [total_row(rows)]:
         if row["utterance"] == "total":
             print("-" * 68)
-        print(f"{row['utterance']:<16} {row['audio_s']:>8.2f} {row['audio_s'] / row['fused_s']:>11.2f} "
-              f"{row['audio_s'] / row['eager_s']:>11.2f} {row['max_abs_diff']:>18.2e}")
+        _print_row(row)
+    if waveglow:
+        print(f"\n{waveglow['vocoder']} (Tacotron2 mel, same z on both paths):")
+        _print_row(waveglow)
 
 
-def write_json(path, args, device, source, untrained, served, rows):
+def _print_row(row):
+    print(f"{row['utterance']:<16} {row['audio_s']:>8.2f} {row['audio_s'] / row['fused_s']:>11.2f} "
+          f"{row['audio_s'] / row['eager_s']:>11.2f} {row['max_abs_diff']:>18.2e}")
+
+
+def write_json(path, args, device, source, untrained, served, rows, waveglow=None):
     def with_speed(row):
         return {**row, "x_realtime_fused": row["audio_s"] / row["fused_s"],
                 "x_realtime_eager": row["audio_s"] / row["eager_s"]}
@@ -197,6 +222,7 @@ def write_json(path, args, device, source, untrained, served, rows):
         "backends": served,
         "utterances": [with_speed(r) for r in rows],
         "total": with_speed(total_row(rows)),
+        "waveglow": with_speed(waveglow) if waveglow else None,
     }
     with open(path, "w") as f:
         json.dump(report, f, indent=2)
