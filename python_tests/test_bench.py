@@ -208,3 +208,14 @@ def test_module_entry_point_forwards_to_the_cli(tmp_path, capsys, monkeypatch):
         runpy.run_module("vocoder_ext", run_name="__main__")
     assert exited.value.code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_waveglow_table(tmp_path, capsys):
+    code = main(["bench", "--waveglow", "--quick", "--waveglow-channels", "8", "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "bench_waveglow.json").read_text())
+    assert [r["engine"] for r in report["timings"]] == ["eager", "fused"]
+    assert all(r["x_realtime"] > 0 and r["max_abs_diff_vs_eager"] < 1e-5 for r in report["timings"])
+    assert [r["dtype"] for r in report["precision"]] == ["float16", "bfloat16"]
+    assert all(r["finite"] and r["rms_err_rel"] < 0.1 for r in report["precision"])
+    assert (tmp_path / "bench_waveglow.md").read_text().startswith("# WaveGlow inference, CPU")

@@ -44,7 +44,7 @@ from ...models.config import resolve_config
 from ...runtime import backends
 from ...runtime.backend import OPS
 from ..common import write_outputs
-from . import cuda
+from . import cuda, waveglow
 from .inference import ENGINES, QUICK_ENGINES, e2e_section, render_e2e
 from .ops import ops_section, render_ops
 from .options import DEFAULT_OUT, FULL, QUICK, resolve_settings
@@ -80,6 +80,12 @@ def add_arguments(p):
                       help="only the static GPU resource report of the Triton kernels (registers, shared "
                            "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
                            "needed): OUT/static.md and OUT/static.json (vocoder_ext/cli/bench/static.py)")
+    only.add_argument("--waveglow", action="store_true",
+                      help=f"only the WaveGlow table: eager vs fused inference (--seconds, default "
+                           f"{waveglow.DEFAULT_SECONDS:g}) and the fp16/bf16 error: OUT/bench_waveglow.md and .json "
+                           f"(vocoder_ext/cli/bench/waveglow.py)")
+    p.add_argument("--waveglow-channels", type=int, default=256,
+                   help="WN channels of the --waveglow model (default: 256, NVIDIA's checkpoint)")
     p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
@@ -100,12 +106,17 @@ def run(args):
         run_static(args.out)
         return
     settings = resolve_settings(args)
+    if getattr(args, "waveglow", False) and args.seconds is None and not args.quick:
+        settings["seconds"] = waveglow.DEFAULT_SECONDS
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings["threads"])
     try:
         with warnings.catch_warnings():
             # The header says which backend serves each op; the per-op fallback warning would only repeat it.
             warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
+            if getattr(args, "waveglow", False):
+                waveglow.run_waveglow(settings, args.waveglow_channels)
+                return
             report = run_sections(settings)
     finally:
         torch.set_num_threads(previous_threads)  # main() may be called in-process (tests)
