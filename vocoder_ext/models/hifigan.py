@@ -13,6 +13,7 @@ from .. import ops
 from ..checkpoint import convert_generator_state_dict, read_generator_checkpoint, save_generator
 from .config import resolve_config
 from .layers import WNConv1d
+from .mel_input import check_mel
 
 LRELU_SLOPE = 0.1
 POST_LRELU_SLOPE = 0.01  # the original's last F.leaky_relu uses PyTorch's default slope
@@ -112,7 +113,7 @@ class HiFiGAN(nn.Module):
         self.conv_post = WNConv1d(uic // 2 ** self.num_upsamples, 1, 7, padding=3)
 
     def forward(self, mel):
-        mel = self._check_mel(mel)
+        mel = check_mel(mel, self.config["num_mels"], self.conv_pre.bias.dtype)
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             if self.fused:
@@ -135,25 +136,6 @@ class HiFiGAN(nn.Module):
             c = self.conv_post
             return ops.lrelu_conv1d(x, c.weight, c.bias, 1, POST_LRELU_SLOPE, epilogue="tanh")
         return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
-
-    def _check_mel(self, mel):
-        n = self.config["num_mels"]
-        if not isinstance(mel, torch.Tensor):
-            raise TypeError(f"mel: expected a torch.Tensor [B, {n}, T], got {type(mel).__name__}")
-        if mel.dim() != 3:
-            raise ValueError(f"mel: expected a 3-D tensor [B, {n}, T], got shape {tuple(mel.shape)}")
-        if mel.shape[1] != n:
-            raise ValueError(f"mel: expected {n} mel channels (shape [B, {n}, T]), got shape {tuple(mel.shape)}")
-        if mel.shape[2] == 0 or mel.shape[0] == 0:
-            raise ValueError(f"mel: expected at least one batch item and one frame, got shape {tuple(mel.shape)}")
-        if not mel.is_floating_point():
-            raise TypeError(f"mel: expected a floating-point tensor, got dtype {mel.dtype}")
-        # Reading the flag back is a host sync, impossible while a CUDA graph is being captured.
-        capturing = mel.is_cuda and torch.cuda.is_current_stream_capturing()
-        if not torch.compiler.is_compiling() and not capturing and not bool(torch.isfinite(mel).all()):
-            raise ValueError("mel: contains NaN or inf values")
-        dtype = self.conv_pre.bias.dtype
-        return mel if mel.dtype == dtype else mel.to(dtype)  # e.g. an fp32 mel into a .half() model
 
     def remove_weight_norm(self):
         """Fold weight normalization into plain weights (what inference scripts do); idempotent."""

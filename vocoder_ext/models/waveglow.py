@@ -11,10 +11,10 @@ import os
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .. import checkpoint, ops
 from .layers import WNConv1d
+from .mel_input import check_mel
 
 DEFAULT_WN_CONFIG = {"n_layers": 8, "n_channels": 256, "kernel_size": 3}
 UPSAMPLE_KERNEL, HOP = 1024, 256  # the mel upsampling ConvTranspose1d: 256 audio samples per mel frame
@@ -128,28 +128,13 @@ class WaveGlow(nn.Module):
         spect = spect.unfold(2, self.n_group, self.n_group).permute(0, 2, 1, 3)
         return spect.reshape(b, spect.shape[1], -1).permute(0, 2, 1)
 
-    def _check_mel(self, mel):
-        n = self.n_mel_channels
-        if not isinstance(mel, torch.Tensor):
-            raise TypeError(f"mel: expected a torch.Tensor [B, {n}, T], got {type(mel).__name__}")
-        if mel.dim() != 3 or mel.shape[1] != n:
-            raise ValueError(f"mel: expected shape [B, {n}, T], got {tuple(mel.shape)}")
-        if mel.shape[0] == 0 or mel.shape[2] == 0:
-            raise ValueError(f"mel: expected at least one batch item and one frame, got shape {tuple(mel.shape)}")
-        if not mel.is_floating_point():
-            raise TypeError(f"mel: expected a floating-point tensor, got dtype {mel.dtype}")
-        capturing = mel.is_cuda and torch.cuda.is_current_stream_capturing()
-        if not torch.compiler.is_compiling() and not capturing and not bool(torch.isfinite(mel).all()):
-            raise ValueError("mel: contains NaN or inf values")
-        return mel.to(self.upsample.weight.dtype)
-
     # ---- training direction -----------------------------------------------------------------------
     def forward(self, mel, audio=None):
         """(z, log_s_list, log_det_W_list) for mel [B, n_mel, T] and audio [B, samples], as NVIDIA's
         forward((mel, audio)) (which is accepted too); z [B, n_group, samples / n_group]."""
         if audio is None and isinstance(mel, (tuple, list)):
             mel, audio = mel
-        mel = self._check_mel(mel)
+        mel = check_mel(mel, self.n_mel_channels, self.upsample.weight.dtype)
         if not isinstance(audio, torch.Tensor) or audio.dim() != 2 or audio.shape[0] != mel.shape[0]:
             raise ValueError(f"audio: expected a tensor [B={mel.shape[0]}, samples], got "
                              f"{tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__}")
@@ -186,7 +171,7 @@ class WaveGlow(nn.Module):
         stage. Each is scaled by sigma, as NVIDIA's infer scales its draws (infer_onnx leaves the early
         ones unscaled). Without z the noise is drawn from the torch RNG on mel's device in NVIDIA's order,
         so a seeded run equals NVIDIA's infer. sigma=0 is deterministic."""
-        mel = self._check_mel(mel)
+        mel = check_mel(mel, self.n_mel_channels, self.upsample.weight.dtype)
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
             raise ValueError(f"sigma: expected a number >= 0, got {sigma!r}")
         shape = self.noise_shape(mel)
