@@ -28,8 +28,6 @@ from ..runtime import autotune, backend, extension
 TIME_ARGUMENTS = {"x", "residual", "accum", "grad_out", "audio", "skip", "cond", "wn_out", "grad_audio",
                   "grad_skip"}
 
-REGISTERED = {}  # name -> FusedOp
-
 
 class FusedOp:
     def __init__(self, name, *, reference, fake, setup_context=None, backward=None,
@@ -43,7 +41,6 @@ class FusedOp:
         self.triton_forward, self.triton_backward = triton_forward, triton_backward
         self._interpreted = None
         backend.declare(name, triton=triton_forward is not None, chain_of=chain_of)
-        REGISTERED[name] = self
         if extension.loaded:
             self._register(fake, backward_fake)
 
