@@ -60,7 +60,11 @@ def test_lrelu_conv1d_forward_backward(case, route, backend):
     got = torch.autograd.grad(y, inputs, g)
     want = torch.autograd.grad(ref, inputs, g.double())
     for a, e in zip(got, want):
-        torch.testing.assert_close(a.double(), e.double(), rtol=1e-5, atol=1e-5)
+        # fp32 gradients are reductions over B x T (1003 steps here): their rounding error scales with the
+        # tensor's magnitude, so an element that cancels to near zero needs an atol relative to that scale
+        # (PyTorch's own eager conv once measured 1.1e-5 off on an element of 0.014 in a grad_w whose entries,
+        # sums of ~1000 products, reach tens).
+        torch.testing.assert_close(a.double(), e.double(), rtol=1e-5, atol=1e-5 * max(1.0, e.abs().max().item()))
 
 
 @pytest.mark.parametrize("stride,k,pad", [(8, 16, 4), (2, 4, 1), (4, 8, 2), (3, 5, 0)])
