@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .. import ops
 from ..checkpoint import convert_generator_state_dict, read_generator_checkpoint, save_generator
 from .config import resolve_config
-from .layers import WNConv1d
+from .layers import WNConv1d, remove_weight_norm
 from .mel_input import check_mel
 
 LRELU_SLOPE = 0.1
@@ -138,10 +138,7 @@ class HiFiGAN(nn.Module):
 
     def remove_weight_norm(self):
         """Fold weight normalization into plain weights (what inference scripts do); idempotent."""
-        for m in self.modules():
-            if isinstance(m, WNConv1d):
-                m.remove_weight_norm()
-        return self
+        return remove_weight_norm(self)
 
     @property
     def weight_normed(self):

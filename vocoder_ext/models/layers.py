@@ -52,3 +52,11 @@ class WNConv1d(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, transposed={self.transposed}, "
                 f"weight_norm={self.weight_normed}")
+
+
+def remove_weight_norm(module):
+    """Fold the weight normalization of every WNConv1d inside `module` into a plain weight; idempotent."""
+    for m in module.modules():
+        if isinstance(m, WNConv1d):
+            m.remove_weight_norm()
+    return module

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from .. import checkpoint, ops
-from .layers import WNConv1d
+from .layers import WNConv1d, remove_weight_norm
 from .mel_input import check_mel
 
 DEFAULT_WN_CONFIG = {"n_layers": 8, "n_channels": 256, "kernel_size": 3}
@@ -214,10 +214,7 @@ class WaveGlow(nn.Module):
     # ---- weight norm and checkpoints --------------------------------------------------------------
     def remove_weight_norm(self):
         """Fold weight normalization into plain weights (what inference does); idempotent."""
-        for m in self.modules():
-            if isinstance(m, WNConv1d):
-                m.remove_weight_norm()
-        return self
+        return remove_weight_norm(self)
 
     def remove_weightnorm(self):
         """NVIDIA's name for remove_weight_norm."""
