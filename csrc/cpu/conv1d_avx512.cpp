@@ -1,8 +1,11 @@
-// conv1d kernel compiled for AVX-512 (16 floats per register, 32 registers: 6 x 4 accumulators).
+// The CPU kernels compiled for AVX-512: conv1d (16 floats per register, 32 registers: 6 x 4
+// accumulators) and the WN gate.
 #pragma GCC target("avx512f,avx512dq,avx512vl,fma,avx2")
 #include <immintrin.h>
 
 #include "conv1d_kernel.h"
+#include "gate_kernel.h"
+#include "vec_math.h"
 
 namespace vocoder_ext::cpu {
 namespace {
@@ -17,6 +20,23 @@ struct Avx512 {
   static void storeu(float* p, Reg v) { _mm512_storeu_ps(p, v); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm512_min_ps(a, b); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static Reg abs(Reg a) { return _mm512_abs_ps(a); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = _mm512_castsi512_ps(_mm512_set1_epi32(0x80000000));
+    return _mm512_or_ps(_mm512_andnot_ps(m, mag), _mm512_and_ps(m, sign));
+  }
+  static Reg round(Reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static Reg scale2(Reg p, Reg n) { return _mm512_scalef_ps(p, n); }
+  static Reg select_lt(Reg x, Reg c, Reg a, Reg b) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, c, _CMP_LT_OQ), b, a);
+  }
+  static Reg tanh(Reg x) { return vtanh<Avx512>(x); }
+  static Reg sigmoid(Reg x) { return vsigmoid<Avx512>(x); }
   // v where gate > 0, v * slope elsewhere
   static Reg leaky_grad(Reg v, Reg gate, float slope) {
     const __mmask16 neg = _mm512_cmp_ps_mask(gate, _mm512_setzero_ps(), _CMP_NGT_UQ);
@@ -31,6 +51,8 @@ constexpr int kNT = 4;
 void conv1d_tiles_avx512(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act) {
   conv1d_tiles<Avx512, kNT>(p, task_begin, task_end, act);
 }
+
+void wn_gate_avx512(const GateParams& p) { gate_rows<Avx512>(p); }
 
 int64_t conv1d_block_avx512() { return Avx512::kWidth * kNT; }
 

@@ -109,13 +109,14 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
           const int64_t co = co0 + m;
           const S bias = p.bias ? p.bias[co] : S(0);
           const int64_t off = (b * p.c_out + co) * p.y_row + p.y_off + t0 * p.y_step;
+          const int64_t roff = p.res_row > 0 ? (b * p.c_out + co) * p.res_row + p.res_off + t0 * p.y_step : off;
           for (int n = 0; n < NT; ++n) {
             const int64_t t = n0 + int64_t(n) * W;
             if (t >= len) break;
             typename V::Reg v = V::add(V::loadu(&res[m][n * W]), V::set1(bias));
             if (len - t >= W && !p.tanh_out && p.y_step == 1) {
               if (p.gate) v = V::leaky_grad(v, V::loadu(p.gate + off + t), p.gate_slope);
-              if (p.residual) v = V::add(v, V::loadu(p.residual + off + t));
+              if (p.residual) v = V::add(v, V::loadu(p.residual + roff + t));
               V::storeu(p.y + off + t, v);
             } else {
               alignas(64) S tmp[W];
@@ -126,7 +127,7 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
                 S r = tmp[i];
                 if (p.tanh_out) r = std::tanh(r);
                 if (p.gate) r = p.gate[at] > S(0) ? r : r * p.gate_slope;
-                if (p.residual) r += p.residual[at];
+                if (p.residual) r += p.residual[roff + (t + i) * p.y_step];
                 p.y[at] = r;
               }
             }

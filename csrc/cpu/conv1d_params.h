@@ -15,7 +15,7 @@ struct Conv1dParamsT {
   int64_t w_co, w_ci, w_k;  // so transposed / flipped / phase-sliced weights need no copy
   const S* w_packed;      // optional: w already gathered as [ceil(c_out / kConvMO)][c_in][k][kConvMO]
   const S* bias;          // [c_out] or nullptr
-  const S* residual;      // laid out like y, or nullptr: added last
+  const S* residual;      // laid out like y (or by res_row/res_off), or nullptr: added last
   const S* gate;          // laid out like y, or nullptr: output *= (gate > 0 ? 1 : gate_slope)
   S* y;                   // output j of row (b, co) at y[(b * c_out + co) * y_row + y_off + j * y_step]
   int64_t batch, c_in, c_out, k, dilation;
@@ -24,6 +24,8 @@ struct Conv1dParamsT {
   int64_t t_out;          // outputs per row: y[j] = sum_k w[k] * act(x[j + k*dilation - pad])
   int64_t pad;            // left offset of the first tap (may be negative); zeros outside [0, t_in)
   int64_t y_row, y_off, y_step;
+  int64_t res_row, res_off;  // residual j of row (b, co) at [(b * c_out + co) * res_row + res_off + j * y_step]
+                             // when res_row > 0 (a residual read from another tensor than y); 0: y's layout
   int64_t tile_len;       // outputs per task
   S slope;                // leaky-ReLU slope applied to x as it is staged (1 = identity)
   S gate_slope;

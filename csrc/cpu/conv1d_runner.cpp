@@ -64,16 +64,34 @@ void run(Conv1dParamsT<S>& p) {
 
 }  // namespace
 
-SerialConv1d::SerialConv1d() : block(block_len(selected_isa(), false)), isa_(static_cast<int>(selected_isa())) {}
+SerialConv1d::SerialConv1d()
+    : block(block_len(selected_isa(), false)), block_double(block_len(Isa::kGeneric, true)),
+      isa_(static_cast<int>(selected_isa())) {}
 
-void SerialConv1d::operator()(Conv1dParams& p, float* scratch) const {
-  const int64_t tasks = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
+void SerialConv1d::operator()(Conv1dParams& p, float* scratch, int64_t task_begin, int64_t task_end) const {
+  if (task_end < 0) task_end = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
   switch (static_cast<Isa>(isa_)) {
-    case Isa::kAvx512: conv1d_tiles_avx512(p, 0, tasks, scratch); break;
-    case Isa::kAvx2: conv1d_tiles_avx2(p, 0, tasks, scratch); break;
-    default: conv1d_tiles_generic(p, 0, tasks, scratch);
+    case Isa::kAvx512: conv1d_tiles_avx512(p, task_begin, task_end, scratch); break;
+    case Isa::kAvx2: conv1d_tiles_avx2(p, task_begin, task_end, scratch); break;
+    default: conv1d_tiles_generic(p, task_begin, task_end, scratch);
   }
 }
+
+void SerialConv1d::operator()(Conv1dParamsT<double>& p, double* scratch, int64_t task_begin,
+                              int64_t task_end) const {
+  if (task_end < 0) task_end = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
+  conv1d_tiles_generic(p, task_begin, task_end, scratch);
+}
+
+void SerialConv1d::gate(const GateParams& p) const {
+  switch (static_cast<Isa>(isa_)) {
+    case Isa::kAvx512: wn_gate_avx512(p); break;
+    case Isa::kAvx2: wn_gate_avx2(p); break;
+    default: wn_gate_generic(p);
+  }
+}
+
+void SerialConv1d::gate(const GateParamsT<double>& p) const { wn_gate_generic(p); }
 
 void run_conv1d(Conv1dParamsT<float>& p) { run(p); }
 void run_conv1d(Conv1dParamsT<double>& p) { run(p); }
