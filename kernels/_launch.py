@@ -5,6 +5,7 @@ INTERPRET is read at the same moment (the first import of this package's kernels
 their kernels always agree.
 """
 import os
+import warnings
 
 import torch
 import triton
@@ -32,6 +33,14 @@ def tuned(kernel, configs, key):
         return [c for c in all_configs if any(c is w for w in wanted)]
     return triton.autotune(configs=configs["fp32"] + configs["fp16"], key=key,
                            prune_configs_by={"early_config_prune": for_dtype})(kernel)
+
+
+def tuned_one_set(kernel, configs, key):
+    """tuned() for kernels without tl.dot (elementwise, or small-channel FMAs in fp32 whatever the
+    dtype): one tile set, a plain list, serves every operand width."""
+    if INTERPRET:
+        return kernel
+    return triton.autotune(configs=configs, key=key)(kernel)
 
 
 # Programs a split reduction aims for: a few waves of the GPU's SMs. Under the interpreter a small
@@ -114,3 +123,19 @@ def cached_on(weight, tag, make):
         value = make(weight)
     store[tag] = (stamp, value)
     return value
+
+
+_FP64_WARNED = set()
+
+
+def fp64_reference(op, reference, *args):
+    """reference(*args), for fp64 inputs given to an op's Triton path, with one warning per op.
+
+    The kernels run fp32/fp16/bf16 (fp32 accumulation); fp64 is gradcheck's dtype, where an fp32
+    kernel would fail the check's tolerance, so the op's eager reference computes it instead.
+    """
+    if op not in _FP64_WARNED:
+        _FP64_WARNED.add(op)
+        warnings.warn(f"vocoder_ext: the Triton kernels of {op} take fp32/fp16/bf16; fp64 inputs run the "
+                      f"eager reference", RuntimeWarning, stacklevel=3)
+    return reference(*args)

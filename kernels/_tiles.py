@@ -1,9 +1,10 @@
-"""The autotune tile sets of the Triton kernels (both kernel modules: same tile shapes, same limits).
+"""The autotune tile sets of the Triton kernels (HiFi-GAN's two conv modules share theirs; WaveGlow's below).
 
 Each set is per operand width (see _launch.tuned): IEEE fp32 `tl.dot` runs as FMAs with both operand
-tiles in registers, 16-bit operands run on the tensor cores. Every config here compiles without register
-spills for sm_80 and sm_90, for every launcher variant of both modules, with generic and contiguous
-arguments (`python -m vocoder_ext bench --static`); a config added here must keep that true.
+tiles in registers, 16-bit operands run on the tensor cores; kernels without tl.dot have one plain list
+for every width (_launch.tuned_one_set). Every config here compiles without register spills for sm_80
+and sm_90, for every launcher variant of every module, with generic and contiguous arguments
+(`python -m vocoder_ext bench --static`); a config added here must keep that true.
 """
 import triton
 
@@ -46,3 +47,63 @@ GRAD_WEIGHT_CONFIGS = {
 # shapes larger than these so that every loop and mask runs across several blocks.
 INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 INTERPRETER_GRAD_WEIGHT_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
+
+# ---- WaveGlow (kernels/wn_layer.py, affine_coupling.py, invertible_conv1x1.py) ----------------------
+# The WN layer's gate kernel and its 1x1 res/skip kernel each hold two [BLOCK_CO, BLOCK_T] fp32
+# accumulators (tanh and sigmoid rows; audio and skip rows), twice a plain conv's, so their tiles have
+# about half the area per warp of CONV_CONFIGS'.
+WN_CONFIGS = {
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+    ],
+    # Tensor cores. 64x64 tiles at 4 warps, and any 128-row tile, spill on sm_80 here (two accumulators
+    # plus the gate's fp32 epilogue): 8 warps for 64x64, or 32-row tiles.
+    "fp16": [
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+    ],
+}
+# wn_layer's grad_audio runs lrelu_conv1d's conv kernel with neither prologue nor bias, adding grad_audio
+# in its epilogue; in that variant the fp32 64x128 tile at 8 warps spills on sm_80 (ptxas holds it to
+# 128 registers), so it is tuned over CONV_CONFIGS less that tile.
+WN_GRAD_AUDIO_CONFIGS = {
+    "fp32": [c for c in CONV_CONFIGS["fp32"]
+             if (c.kwargs["BLOCK_CO"], c.kwargs["BLOCK_T"], c.num_warps) != (64, 128, 8)],
+    "fp16": CONV_CONFIGS["fp16"],
+}
+# The gate's backward holds three accumulators (tanh rows, sigmoid rows, grad_acts).
+WN_BACKWARD_CONFIGS = {
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+    ],
+    "fp16": [
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+    ],
+}
+# Elementwise (affine coupling): memory-bound, long time tiles. 2048+ steps per program spill on sm_90.
+ELEMENTWISE_CONFIGS = [
+    triton.Config({"BLOCK_T": 1024}, num_warps=4, num_stages=1),
+    triton.Config({"BLOCK_T": 1024}, num_warps=8, num_stages=1),
+    triton.Config({"BLOCK_T": 512}, num_warps=4, num_stages=1),
+]
+# The invertible 1x1 conv's c x c mix (c <= 16, padded to C_PAD) over time tiles, in fp32 FMAs.
+MIX_CONFIGS = [
+    triton.Config({"BLOCK_T": 256}, num_warps=4, num_stages=1),
+    triton.Config({"BLOCK_T": 512}, num_warps=4, num_stages=1),
+]
+# Its weight gradient sums g x^T over time as a [C_PAD, C_PAD, BLOCK_T] product per block.
+OUTER_CONFIGS = [
+    triton.Config({"BLOCK_T": 64}, num_warps=4, num_stages=1),
+    triton.Config({"BLOCK_T": 128}, num_warps=4, num_stages=1),
+]
+INTERPRETER_WN_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
+INTERPRETER_ELEMENTWISE_CONFIG = {"BLOCK_T": 64}
+INTERPRETER_MIX_CONFIG = {"BLOCK_T": 32}

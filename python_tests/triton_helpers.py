@@ -26,6 +26,15 @@ def count_launches(monkeypatch, module):
     return counters
 
 
+def count_kernels(monkeypatch, module, names):
+    """{name: counter} for the named kernel objects of any kernel module (count_launches' pattern)."""
+    counters = {}
+    for name in names:
+        counters[name] = CountLaunches(getattr(module, name))
+        monkeypatch.setattr(module, name, counters[name])
+    return counters
+
+
 # ---- inputs and tolerances shared by the Triton kernel tests (and gpu_checks.py) ----
 
 def random_x(batch, channels, t_len, dtype, layout="contiguous", device="cpu"):

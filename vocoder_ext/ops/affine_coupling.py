@@ -70,5 +70,20 @@ def _backward(ctx, backward_kernel, grad):
     return (*backward_kernel(grad, *ctx.saved_tensors, ctx.reverse), None)
 
 
+def _triton_forward(x, wn_out, reverse=False):
+    from ..kernels import _launch, affine_coupling as kernels
+    if compute_dtype(x, wn_out) == torch.float64:  # the kernels compute in fp32: fp64 runs the reference
+        return _launch.fp64_reference("affine_coupling", affine_coupling_ref, x, wn_out, reverse)
+    return kernels.affine_coupling_triton(x, wn_out, reverse)
+
+
+def _triton_backward(grad_out, x, wn_out, reverse):
+    from ..kernels import _launch, affine_coupling as kernels
+    if compute_dtype(grad_out, x, wn_out) == torch.float64:
+        return _launch.fp64_reference("affine_coupling", affine_coupling_backward_ref, grad_out, x, wn_out, reverse)
+    return kernels.affine_coupling_backward_triton(grad_out, x, wn_out, reverse)
+
+
 OP = FusedOp("affine_coupling", reference=affine_coupling_ref, fake=_fake, setup_context=_setup_context,
-             backward=_backward, backward_reference=affine_coupling_backward_ref, backward_fake=_fake_backward)
+             backward=_backward, backward_reference=affine_coupling_backward_ref, backward_fake=_fake_backward,
+             triton_forward=_triton_forward, triton_backward=_triton_backward)

@@ -73,5 +73,21 @@ def _backward(ctx, backward_kernel, grad_out, grad_log_det):
     return (*backward_kernel(grad_out, grad_log_det, *ctx.saved_tensors, ctx.reverse), None)
 
 
+def _triton_forward(x, weight, reverse=False):
+    from ..kernels import _launch, invertible_conv1x1 as kernels
+    if compute_dtype(x, weight) == torch.float64:  # the kernels compute in fp32: fp64 runs the reference
+        return _launch.fp64_reference("invertible_conv1x1", invertible_conv1x1_ref, x, weight, reverse)
+    return kernels.invertible_conv1x1_triton(x, weight, reverse)
+
+
+def _triton_backward(grad_out, grad_log_det, x, weight, reverse):
+    from ..kernels import _launch, invertible_conv1x1 as kernels
+    if compute_dtype(grad_out, x, weight) == torch.float64:
+        return _launch.fp64_reference("invertible_conv1x1", invertible_conv1x1_backward_ref, grad_out,
+                                      grad_log_det, x, weight, reverse)
+    return kernels.invertible_conv1x1_backward_triton(grad_out, grad_log_det, x, weight, reverse)
+
+
 OP = FusedOp("invertible_conv1x1", reference=invertible_conv1x1_ref, fake=_fake, setup_context=_setup_context,
-             backward=_backward, backward_reference=invertible_conv1x1_backward_ref, backward_fake=_fake_backward)
+             backward=_backward, backward_reference=invertible_conv1x1_backward_ref, backward_fake=_fake_backward,
+             triton_forward=_triton_forward, triton_backward=_triton_backward)

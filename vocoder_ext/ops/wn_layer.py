@@ -105,5 +105,22 @@ def _backward(ctx, backward_kernel, grad_audio, grad_skip):
     return (grad_audio_in, grad_skip if ctx.has_skip else None, grad_cond, *grad_weights, None, None)
 
 
+def _triton_forward(audio, skip, cond, in_weight, in_bias, rs_weight, rs_bias, dilation=1, last=False):
+    from ..kernels import _launch, wn_layer as kernels
+    args = (audio, skip, cond, in_weight, in_bias, rs_weight, rs_bias, dilation, last)
+    if audio.dtype == torch.float64:  # the kernels take fp32/fp16/bf16: fp64 runs the reference
+        return _launch.fp64_reference("wn_layer", wn_layer_ref, *args)
+    return kernels.wn_layer_triton(*args)
+
+
+def _triton_backward(grad_audio, grad_skip, audio, cond, in_weight, in_bias, rs_weight, rs_bias, dilation, last):
+    from ..kernels import _launch, wn_layer as kernels
+    args = (grad_audio, grad_skip, audio, cond, in_weight, in_bias, rs_weight, rs_bias, dilation, last)
+    if audio.dtype == torch.float64:
+        return _launch.fp64_reference("wn_layer", wn_layer_backward_ref, *args)
+    return kernels.wn_layer_backward_triton(*args)
+
+
 OP = FusedOp("wn_layer", reference=wn_layer_ref, fake=_fake, setup_context=_setup_context, backward=_backward,
-             backward_reference=wn_layer_backward_ref, backward_fake=_fake_backward)
+             backward_reference=wn_layer_backward_ref, backward_fake=_fake_backward,
+             triton_forward=_triton_forward, triton_backward=_triton_backward)

@@ -1,14 +1,15 @@
 """Static GPU resource report of the Triton kernels in vocoder_ext.kernels (no GPU needed).
 
 `python -m vocoder_ext bench --static` (or `python -m vocoder_ext.cli.bench.static`) compiles every
-@triton.jit kernel ahead of time, for each autotune config of its launcher (kernels/_tiles.py: CONV_CONFIGS /
-GRAD_WEIGHT_CONFIGS: block sizes, num_warps, num_stages), each constexpr variant the launchers
-actually use, each operand dtype (fp32, fp16: DOT_DTYPE and the pointer dtypes follow it, as in the
-launchers), each target (sm_80, sm_90 -- Triton emits `.target sm_90a` for the latter) and two
-specializations of the arguments (INPUTS: generic, and contiguous tensors as a usual launch sees them). The PTX
-goes through `ptxas -v` (the CUDA toolkit's, with the flags Triton itself passes), whose log gives
-registers, static shared memory and spill stores/loads per thread. Triton's own metadata gives the
-dynamic shared memory the launch reserves (`metadata.shared`) and num_warps.
+@triton.jit kernel ahead of time (HiFi-GAN's and WaveGlow's), for each autotune config of its launcher
+(kernels/_tiles.py: CONV_CONFIGS, GRAD_WEIGHT_CONFIGS, WN_CONFIGS, ...: block sizes, num_warps,
+num_stages), each constexpr variant the launchers actually use, each operand dtype (fp32, fp16:
+DOT_DTYPE and the pointer dtypes follow it, as in the launchers), each target (sm_80, sm_90 -- Triton
+emits `.target sm_90a` for the latter) and two specializations of the arguments (INPUTS: generic, and
+contiguous tensors as a usual launch sees them). The PTX goes through `ptxas -v` (the CUDA toolkit's,
+with the flags Triton itself passes), whose log gives registers, static shared memory and spill
+stores/loads per thread. Triton's own metadata gives the dynamic shared memory the launch reserves
+(`metadata.shared`) and num_warps.
 
 Triton chooses interpreter vs compiler when @triton.jit runs, i.e. when the kernel modules are imported,
 and the test suite sets TRITON_INTERPRET=1 for the whole session. So the compilation always runs in a
@@ -46,8 +47,9 @@ def child_env():
 
 
 def report(first_config=False, targets=TARGETS, dtypes=DTYPES, kernels=None, workers=None,
-           variant_per_kernel=False, ptxas=None, timeout_s=None, progress=0):
-    """Compile in a child process without TRITON_INTERPRET; returns its result dict (rows, versions)."""
+           variant_per_kernel=False, ptxas=None, timeout_s=None, progress=0, waveglow=False):
+    """Compile in a child process without TRITON_INTERPRET; returns its result dict (rows, versions).
+    waveglow: the WaveGlow kernels too (static_compile.WAVEGLOW_KERNEL_MODULES; `bench --static` sets it)."""
     if workers is None:
         workers = max(1, min(2, os.cpu_count() or 1))
     cmd = [sys.executable, "-m", "vocoder_ext.cli.bench.static", "--json", "--workers", str(workers),
@@ -56,6 +58,8 @@ def report(first_config=False, targets=TARGETS, dtypes=DTYPES, kernels=None, wor
         cmd.append("--first-config")
     if variant_per_kernel:
         cmd.append("--variant-per-kernel")
+    if waveglow:
+        cmd.append("--waveglow")
     if kernels:
         cmd += ["--kernels", ",".join(kernels)]
     if ptxas:
@@ -138,6 +142,7 @@ def run_static(out, **kwargs):
     print("static report: compiling every kernel/variant/config/target ahead of time (no GPU) ...",
           file=sys.stderr, flush=True)
     kwargs.setdefault("progress", 20)
+    kwargs.setdefault("waveglow", True)
     result = report(**kwargs)
     markdown = render_markdown(result)
     print(markdown)
@@ -158,6 +163,8 @@ def main(argv=None):
                    help="compile here (must run without TRITON_INTERPRET) and print the rows as JSON")
     p.add_argument("--first-config", action="store_true", help="only the first autotune config of each kernel")
     p.add_argument("--variant-per-kernel", action="store_true", help="only the first variant of each kernel")
+    p.add_argument("--waveglow", action="store_true",
+                   help="with --json: the WaveGlow kernels too (the report without --json always includes them)")
     p.add_argument("--targets", default=",".join(str(t) for t in TARGETS), help="compute capabilities (80,90)")
     p.add_argument("--dtypes", default=",".join(DTYPES), help="operand dtypes (fp32,fp16)")
     p.add_argument("--kernels", help="subset: module or module.kernel names, comma-separated")

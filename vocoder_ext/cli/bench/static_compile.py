@@ -20,9 +20,15 @@ TARGETS = (80, 90)
 # the usual launch, on contiguous tensors: time (and tap) strides equal 1, which Triton turns into
 # constants, and 16-byte aligned pointers. The register allocation differs between the two, either way.
 INPUTS = ("generic", "contiguous")
-_UNIT_STRIDES = ("stride_xt", "stride_et", "stride_yt", "stride_gt", "stride_wk")
+_UNIT_STRIDES = ("stride_xt", "stride_et", "stride_yt", "stride_gt", "stride_wk",
+                 # the WaveGlow kernels' time strides (and the rs_w rows of wn_layer's 1x1 weight)
+                 "stride_ct", "stride_at", "stride_st", "stride_yat", "stride_yst", "stride_gat", "stride_gst",
+                 "stride_actt", "stride_wt", "stride_ywt", "stride_rwi")
 DTYPES = ("fp32", "fp16")
 KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d")
+# Compiled by `bench --static` (report(waveglow=True)); kept out of report()'s default set, which
+# python_tests/test_static_report.py pins to the HiFi-GAN kernels' 8 smoke rows.
+WAVEGLOW_KERNEL_MODULES = ("wn_layer", "affine_coupling", "invertible_conv1x1")
 # The same flags Triton's make_cubin passes to its bundled ptxas (plus -v), so the numbers are those of
 # the cubin a launch would load (up to the ptxas version).
 PTXAS_FLAGS = ("-lineinfo", "--regAllocOptLevel=2", "-v")
@@ -67,10 +73,52 @@ def _variants():
          dict(TRANSPOSED=False, PROLOGUE_LRELU=False, HAS_BIAS=False, LRELU_GRAD=True), DTYPES),
         ("lrelu_conv_transpose1d", "_grad_weight_kernel", "bwd grad_w+b",
          dict(g_ptr="d", x_ptr="d", gw_ptr="d", gb_ptr="d"), {}, DTYPES),
+    ] + _waveglow_variants()
+
+
+def _waveglow_variants():
+    """The WaveGlow kernels' variants (kernels/wn_layer.py, affine_coupling.py, invertible_conv1x1.py),
+    as _variants() lists them. C_PAD=8: WaveGlow's groups of 8 channels (the widest of its mixes)."""
+    gate = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "cond_ptr", "y_ptr"), "d")
+    res_skip = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "a_ptr", "s_ptr", "ya_ptr", "ys_ptr"), "d")
+    gate_bwd = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "cond_ptr", "rw_ptr", "ga_ptr", "gs_ptr", "y_ptr",
+                              "acts_ptr"), "d")
+    coupling = dict.fromkeys(("x_ptr", "wn_ptr", "y_ptr"), "d")
+    coupling_bwd = dict.fromkeys(("g_ptr", "x_ptr", "wn_ptr", "gx_ptr", "gwn_ptr"), "d")
+    # The model's audio channels stay fp32 while its WN (wn_out) runs in 16 bits.
+    coupling_mixed = {**coupling, "x_ptr": "fp32", "y_ptr": "fp32"}
+    coupling_bwd_mixed = {**coupling_bwd, "g_ptr": "fp32", "x_ptr": "fp32", "gx_ptr": "fp32"}
+    conv1d_ptrs = ("x_ptr", "w_ptr", "b_ptr", "e_ptr", "y_ptr")
+    return [
+        ("wn_layer", "_gate_kernel", "fwd", gate, {}, DTYPES),
+        ("wn_layer", "_res_skip_kernel", "fwd", res_skip, dict(LAST=False, HAS_SKIP=True), DTYPES),
+        ("wn_layer", "_res_skip_kernel", "fwd first", res_skip, dict(LAST=False, HAS_SKIP=False), DTYPES),
+        ("wn_layer", "_res_skip_kernel", "fwd last", res_skip, dict(LAST=True, HAS_SKIP=True), DTYPES),
+        ("wn_layer", "_gate_backward_kernel", "bwd", gate_bwd, dict(LAST=False), DTYPES),
+        ("wn_layer", "_gate_backward_kernel", "bwd last", gate_bwd, dict(LAST=True), DTYPES),
+        # grad_audio + the transposed in-conv of grad_a, on lrelu_conv1d's conv kernel (WN_GRAD_AUDIO_CONFIGS)
+        ("wn_layer", "_conv_kernel", "bwd grad_audio", dict.fromkeys(conv1d_ptrs, "d"),
+         dict(PROLOGUE_LRELU=False, HAS_BIAS=False, EPILOGUE="none", ADD_E=True), DTYPES),
+        ("affine_coupling", "_coupling_kernel", "fwd", coupling, dict(REVERSE=False), DTYPES),
+        ("affine_coupling", "_coupling_kernel", "reverse", coupling, dict(REVERSE=True), DTYPES),
+        ("affine_coupling", "_coupling_kernel", "fwd (x fp32)", coupling_mixed, dict(REVERSE=False), ("fp16",)),
+        ("affine_coupling", "_coupling_backward_kernel", "bwd", coupling_bwd, dict(REVERSE=False), DTYPES),
+        ("affine_coupling", "_coupling_backward_kernel", "bwd reverse", coupling_bwd, dict(REVERSE=True), DTYPES),
+        ("affine_coupling", "_coupling_backward_kernel", "bwd (x fp32)", coupling_bwd_mixed, dict(REVERSE=False),
+         ("fp16",)),
+        ("invertible_conv1x1", "_mix_kernel", "mix", dict(x_ptr="d", m_ptr="fp32", y_ptr="d"), dict(C_PAD=8),
+         DTYPES),
+        ("invertible_conv1x1", "_outer_kernel", "bwd g x^T", dict(g_ptr="d", x_ptr="d", out_ptr="fp32"),
+         dict(C_PAD=8), DTYPES),
     ]
 
 
-_CONFIG_LISTS = {"_conv_kernel": "CONV_CONFIGS", "_grad_weight_kernel": "GRAD_WEIGHT_CONFIGS"}
+_CONFIG_LISTS = {"_conv_kernel": "CONV_CONFIGS", "_grad_weight_kernel": "GRAD_WEIGHT_CONFIGS",
+                 "_gate_kernel": "WN_CONFIGS", "_res_skip_kernel": "WN_CONFIGS",
+                 "_gate_backward_kernel": "WN_BACKWARD_CONFIGS", "_coupling_kernel": "ELEMENTWISE_CONFIGS",
+                 "_coupling_backward_kernel": "ELEMENTWISE_CONFIGS", "_mix_kernel": "MIX_CONFIGS",
+                 "_outer_kernel": "OUTER_CONFIGS",
+                 ("wn_layer", "_conv_kernel"): "WN_GRAD_AUDIO_CONFIGS"}  # (module, kernel) first, then kernel
 
 
 def _config_dtype(dtype):
@@ -90,7 +138,9 @@ def jobs(kernel_modules, first_config_only=False, targets=TARGETS, dtypes=DTYPES
             continue
         for dtype in (d for d in variant_dtypes if d in dtypes):
             # The launchers tune over their operand dtype's tile set only (kernels/_launch.py: tuned).
-            configs = getattr(kernel_modules[module], _CONFIG_LISTS[kernel])[_config_dtype(dtype)]
+            configs = getattr(kernel_modules[module], _CONFIG_LISTS.get((module, kernel)) or _CONFIG_LISTS[kernel])
+            if isinstance(configs, dict):  # per operand width; a plain list serves every dtype (tuned_one_set)
+                configs = configs[_config_dtype(dtype)]
             for cfg in configs[:1] if first_config_only else configs:
                 for target, inputs in ((t, i) for t in targets for i in INPUTS):
                     out.append(dict(module=module, kernel=kernel, variant=variant, dtype=dtype, inputs=inputs,
@@ -171,6 +221,8 @@ def _compile_one(job, ptxas):
     fn = getattr(module, job["kernel"])
     dot = {"fp32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16}[job["dtype"]]
     constexprs = {**job["flags"], "DOT_DTYPE": dot, **job["blocks"]}
+    if "DOT_DTYPE" not in fn.arg_names:  # kernels without tl.dot (elementwise, small-channel FMAs)
+        del constexprs["DOT_DTYPE"]
     # Pointers by the variant; `slope` is the one float scalar; every other runtime argument is an int32.
     signature = {n: "constexpr" if p.is_constexpr else
                  ("*" + job["pointers"][n] if n in job["pointers"] else "fp32" if n == "slope" else "i32")
@@ -235,13 +287,14 @@ def _compile_one(job, ptxas):
     return row
 
 
-def _import_compiled_kernels():
+def _import_compiled_kernels(waveglow=True):
     """The kernel modules in compiled mode; refuses to run under the interpreter."""
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         raise RuntimeError("the static report must compile without TRITON_INTERPRET (use static.report(), "
                            "which starts a child process with it removed)")
     import importlib
-    mods = {name: importlib.import_module(f"vocoder_ext.kernels.{name}") for name in KERNEL_MODULES}
+    names = KERNEL_MODULES + (WAVEGLOW_KERNEL_MODULES if waveglow else ())
+    mods = {name: importlib.import_module(f"vocoder_ext.kernels.{name}") for name in names}
     interpreted = [name for name, m in mods.items() if m.INTERPRET]
     if interpreted:
         raise RuntimeError(f"kernel modules imported under the Triton interpreter: {interpreted}")
@@ -285,7 +338,8 @@ def compile_all(job_list, ptxas, workers=1, progress_every=0):
 
 
 def _child_main(args):
-    mods = _import_compiled_kernels()
+    named = {k.split(".")[0] for k in args.kernels.split(",")} if args.kernels else set()
+    mods = _import_compiled_kernels(waveglow=args.waveglow or bool(named & set(WAVEGLOW_KERNEL_MODULES)))
     import triton
     keep = None
     if args.kernels:
