@@ -9,6 +9,7 @@ import statistics
 import sys
 
 import pytest
+import torch
 
 from vocoder_ext.cli import main
 from vocoder_ext.models import PRESETS
@@ -210,12 +211,151 @@ def test_module_entry_point_forwards_to_the_cli(tmp_path, capsys, monkeypatch):
     assert "--threads" in capsys.readouterr().err
 
 
-def test_waveglow_table(tmp_path, capsys):
-    code = main(["bench", "--waveglow", "--quick", "--waveglow-channels", "8", "--out", str(tmp_path)])
+# ---- bench --waveglow ------------------------------------------------------------------------
+# One thread: on a shared 2-core host, two OpenMP threads of tiny 8-channel ops spend most of their time
+# waiting for each other (a --quick run takes minutes instead of seconds).
+WAVEGLOW_QUICK = ("--waveglow", "--quick", "--waveglow-channels", "8", "--threads", "1")
+
+
+@pytest.fixture(scope="module")
+def waveglow_quick(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("bench_waveglow")
+    code, stdout = run_bench(*WAVEGLOW_QUICK, "--out", out_dir)
     assert code == 0
-    report = json.loads((tmp_path / "bench_waveglow.json").read_text())
-    assert [r["engine"] for r in report["timings"]] == ["eager", "fused"]
-    assert all(r["x_realtime"] > 0 and r["max_abs_diff_vs_eager"] < 1e-5 for r in report["timings"])
-    assert [r["dtype"] for r in report["precision"]] == ["float16", "bfloat16"]
-    assert all(r["finite"] and r["rms_err_rel"] < 0.1 for r in report["precision"])
-    assert (tmp_path / "bench_waveglow.md").read_text().startswith("# WaveGlow inference, CPU")
+    report = json.loads((out_dir / "bench_waveglow.json").read_text())
+    return stdout, (out_dir / "bench_waveglow.md").read_text(), report
+
+
+def nvidia_infer_flop_per_second(channels):
+    """FLOP (2 per multiply-add) of NVIDIA's WaveGlow inference per audio second, counted from its layers:
+    12 flows over 8, 8, 8, 8, 6, ..., 4, 4 grouped channels, 8 WN layers of kernel 3, the mel upsampling."""
+    c, t = channels, 22050 / 8  # grouped time steps per second
+    total = 2 * 80 * 80 * 1024 * 22050 / 256  # ConvTranspose1d(80, 80, 1024, stride 256) per mel frame
+    for k in range(12):
+        n = 8 - 2 * (k // 4)
+        per_t = n // 2 * c + 2 * c * 8 * 640 + n * c + n * n  # start, conditioning, end, inverse 1x1 conv
+        per_t += 7 * (2 * c * c * 3 + 2 * c * c) + (2 * c * c * 3 + c * c)  # WN layers; the last: C skip rows
+        total += 2 * per_t * t
+    return total
+
+
+def test_waveglow_header_states_the_setup_and_the_flop_count(waveglow_quick):
+    stdout, markdown, report = waveglow_quick
+    assert markdown.strip() in stdout and markdown.startswith("# WaveGlow, CPU")
+    s = report["settings"]
+    assert (s["seconds"], s["repeats"], s["threads"], s["quick"]) == (0.2, 2, 1, True)
+    assert s["waveglow"]["channels"] == 8 and s["waveglow"]["batches"] == [1, 4]
+    assert report["machine"]["torch_threads"] == 1 and report["date"]
+    assert set(report["backends"]) == {"wn_layer", "lrelu_conv1d", "affine_coupling", "invertible_conv1x1"}
+    assert math.isclose(report["flop_per_audio_second"], nvidia_infer_flop_per_second(8), rel_tol=1e-9)
+    for fragment in ("command: `python -m vocoder_ext bench --waveglow --quick", "torch threads 1",
+                     f"{report['flop_per_audio_second'] / 1e9:.1f} GFLOP per second of audio", "Achieved: "):
+        assert fragment in markdown
+    assert [h[3:].split(":")[0] for h in markdown.splitlines() if h.startswith("## ")] == [
+        "Ops", "End to end", "Training step", "Precision"]
+
+
+def test_waveglow_op_rows_and_derived_numbers(waveglow_quick):
+    _, markdown, report = waveglow_quick
+    rows = report["ops"]
+    assert [r["op"] for r in rows] == ["wn_layer (middle)", "wn_layer (last)", "conditioning", "affine_coupling",
+                                       "invertible_conv1x1"]
+    t, c = round(0.2 * 22050 / 8), 8
+    assert all(r["length"] == t and r["batch"] == 1 for r in rows)
+    assert [r["flop"] for r in rows] == [2 * t * (2 * c * c * 3 + 2 * c * c), 2 * t * (2 * c * c * 3 + c * c),
+                                         2 * t * 2 * c * 8 * 640, 3 * 4 * t, 2 * t * 8 * 8]
+    table = md_table(markdown, "Ops: WaveGlow")
+    assert [cells["op"] for cells in table] == [r["op"] for r in rows]
+    for row, cells in zip(rows, table):
+        eager = statistics.median(row["timings"]["eager"]["seconds"])
+        fused = statistics.median(row["timings"]["fused"]["seconds"])
+        assert eager > 0 and fused > 0 and len(row["timings"]["fused"]["seconds"]) == 2
+        assert math.isclose(row["speedup"], eager / fused, rel_tol=1e-9)
+        assert math.isclose(row["eager_gflops"], row["flop"] / eager / 1e9, rel_tol=1e-9)
+        assert math.isclose(row["fused_gflops"], row["flop"] / fused / 1e9, rel_tol=1e-9)
+        assert close(cells["fused ms"], 1e3 * fused) and close(cells["speedup"], row["speedup"])
+        assert row["max_abs_diff"] < 1e-4
+
+
+def test_waveglow_e2e_rows_cover_every_engine_and_batch(waveglow_quick):
+    _, markdown, report = waveglow_quick
+    rows = report["e2e"]
+    assert [(r["batch"], r["engine"]) for r in rows] == [(b, e) for b in (1, 4) for e in ("eager", "compile", "fused")]
+    table = md_table(markdown, "End to end")
+    assert [cells["engine"] for cells in table[:3]] == ["nvidia-equivalent eager", "torch.compile", "fused"]
+    for row, cells in zip(rows, table):
+        if row["engine"] == "compile":  # --quick leaves it out, and says so
+            assert row["status"].startswith("skipped: --quick") and cells["median s"] == row["status"]
+            continue
+        eager = statistics.median(next(r for r in rows if r["batch"] == row["batch"])["seconds"])
+        seconds = statistics.median(row["seconds"])
+        assert row["status"] == "ok" and seconds > 0 and row["first_call_s"] > 0 and len(row["seconds"]) == 2
+        assert row["frames"] == 17 and math.isclose(row["audio_s"], 17 * 256 / 22050)
+        assert math.isclose(row["x_realtime"], row["audio_s"] * row["batch"] / seconds, rel_tol=1e-9)
+        assert math.isclose(row["speedup_vs_eager"], eager / seconds, rel_tol=1e-9)
+        assert row["flop"] == pytest.approx(nvidia_infer_flop_per_second(8) * row["audio_s"] * row["batch"])
+        assert math.isclose(row["gflops"], row["flop"] / seconds / 1e9, rel_tol=1e-9)
+        assert close(cells["median s"], seconds) and close(cells["GFLOP/s"], row["gflops"])
+        assert row["max_abs_diff_vs_eager"] < 1e-4
+
+
+def test_waveglow_training_rows_have_step_times_and_peak_memory(waveglow_quick):
+    _, markdown, report = waveglow_quick
+    rows = report["train"]
+    assert [(r["engine"], r["status"], r["batch"], r["samples"], r["frames"]) for r in rows] == [
+        ("eager", "ok", 1, 2048, 9), ("fused", "ok", 1, 2048, 9)]
+    table = md_table(markdown, "Training step: WaveGlow")
+    assert [cells["engine"] for cells in table] == ["eager", "fused"]
+    for row, cells in zip(rows, table):
+        assert statistics.median(row["seconds"]) > 0
+        assert row["memory"]["peak_increase_mib"] > 0, row["memory"]["method"]
+        assert close(cells["peak memory MiB"], row["memory"]["peak_increase_mib"])
+        assert math.isfinite(row["first_step_loss"]) and row["loss_diff_vs_eager"] < 1e-4
+    assert "Peak memory: peak resident memory" in markdown or "Peak memory: peak RSS" in markdown
+
+
+def test_waveglow_precision_rows(waveglow_quick):
+    _, markdown, report = waveglow_quick
+    rows = report["precision"]
+    assert [(r["engine"], r["dtype"]) for r in rows] == [("eager", "float16"), ("eager", "bfloat16"),
+                                                         ("fused", "float16"), ("fused", "bfloat16")]
+    assert all(r["finite"] and 0 < r["rms_err_rel"] < 0.1 for r in rows)
+    assert len(md_table(markdown, "Precision")) == 4
+
+
+def test_waveglow_compile_falls_back_to_the_wn_modules():
+    """If compiling the whole infer fails, each flow's WN is compiled instead and the engine says so."""
+    from vocoder_ext.cli.bench.waveglow_common import build_model
+    from vocoder_ext.cli.bench.waveglow_infer import PER_WN, CompiledInfer, inference
+
+    compiled = []
+
+    def fake_compile(fn, **kwargs):
+        if fn.__name__ == "infer":
+            def broken(*args):
+                raise RuntimeError("Unsupported: a graph break in infer")
+            return broken
+        compiled.append(fn)
+        return fn
+
+    model = build_model(4, seed=1, fused=False)
+    mel = torch.randn(1, 80, 3)
+    inp = (mel, torch.randn(model.noise_shape(mel)))
+    engine = CompiledInfer(model, compile=fake_compile)
+    assert torch.equal(engine(inp), inference(model)(inp))
+    assert engine.mode == PER_WN and engine.whole_error == "RuntimeError: Unsupported: a graph break in infer"
+    assert len(compiled) == 12  # one per flow, on a copy of the model:
+    assert all("forward" not in vars(wn) for wn in model.WN)  # the eager engine's model is left uncompiled
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--waveglow-channels", "7"], "--waveglow-channels"),
+    (["--waveglow-batches", "1,x"], "--waveglow-batches"),
+    (["--waveglow-train-samples", "4"], "--waveglow-train-samples"),
+    (["--engines", "eager,onnxruntime"], "--engines with --waveglow"),
+])
+def test_waveglow_bad_arguments_are_user_errors(tmp_path, capsys, argv, fragment):
+    assert main(["bench", *WAVEGLOW_QUICK, "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and fragment in err
+    assert not (tmp_path / "bench_waveglow.json").exists()

@@ -21,6 +21,12 @@ OUT/bench.json (with the settings and the machine):
 shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
 ptxas -v; no GPU needed): OUT/static.md and OUT/static.json, see vocoder_ext/cli/bench/static.py.
 
+--waveglow runs none of these, only the WaveGlow tables (NVIDIA's config, --waveglow-channels, default 256):
+its ops alone (wn_layer, conditioning, affine_coupling, invertible_conv1x1; eager reference vs fused op: ms,
+speedup, GFLOP/s), end-to-end inference at --waveglow-batches (nvidia-equivalent eager WaveGlow(fused=False),
+torch.compile of it, fused: x real-time, GFLOP/s), one training step with peak memory (eager vs fused), and
+the fp16/bf16 error: OUT/bench_waveglow.md and OUT/bench_waveglow.json, see vocoder_ext/cli/bench/waveglow.py.
+
 --device cuda runs none of these, only the end-to-end inference table on a GPU (eager, torch.compile
 reduce-overhead, fused on Triton; fp32 and fp16): OUT/bench_cuda.md and OUT/bench_cuda.json, see
 vocoder_ext/cli/bench/cuda.py.
@@ -32,7 +38,8 @@ alike. Round r feeds input r mod --inputs (a few different random inputs of the 
 shows medians; the JSON has every sample. Timings are wall clock (time.perf_counter) on the CPU.
 
 The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
-gan), cuda.py (--device cuda), static.py + static_compile.py (--static); options.py holds the
+gan), cuda.py (--device cuda), static.py + static_compile.py (--static), waveglow.py + waveglow_ops.py,
+waveglow_infer.py, waveglow_train.py, waveglow_common.py (--waveglow); options.py holds the
 settings and timing.py the helpers they all share (timing discipline, machine info, Markdown).
 """
 import datetime
@@ -63,8 +70,9 @@ def add_arguments(p):
                    help="different random inputs of each shape, used in turn (default: 3)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, and the threads of "
                                                           "ONNX Runtime and OpenVINO (default: 2)")
-    p.add_argument("--engines", help=f"comma-separated subset of {','.join(ENGINES)} for the e2e table "
-                                     f"(default: all; with --quick: {','.join(QUICK_ENGINES)})")
+    p.add_argument("--engines", help=f"comma-separated subset of {','.join(ENGINES)} for the e2e table; with "
+                                     f"--waveglow, of eager,compile,fused (default: all; with --quick: "
+                                     f"{','.join(QUICK_ENGINES)})")
     p.add_argument("--op-batch", type=int, default=1, help="batch size B of the op shapes (default: 1)")
     p.add_argument("--train-batch", type=int, help=f"training-step batch (default: {FULL['train_batch']})")
     p.add_argument("--train-frames", type=int,
@@ -81,11 +89,11 @@ def add_arguments(p):
                            "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
                            "needed): OUT/static.md and OUT/static.json (vocoder_ext/cli/bench/static.py)")
     only.add_argument("--waveglow", action="store_true",
-                      help=f"only the WaveGlow table: eager vs fused inference (--seconds, default "
-                           f"{waveglow.DEFAULT_SECONDS:g}) and the fp16/bf16 error: OUT/bench_waveglow.md and .json "
-                           f"(vocoder_ext/cli/bench/waveglow.py)")
-    p.add_argument("--waveglow-channels", type=int, default=256,
-                   help="WN channels of the --waveglow model (default: 256, NVIDIA's checkpoint)")
+                      help=f"only the WaveGlow tables: its ops eager vs fused, inference (--seconds, default "
+                           f"{waveglow.DEFAULT_SECONDS:g}) nvidia-equivalent eager vs torch.compile vs fused, a "
+                           f"training step with peak memory, and the fp16/bf16 error: OUT/bench_waveglow.md and "
+                           f".json (vocoder_ext/cli/bench/waveglow.py)")
+    waveglow.add_arguments(p)  # --waveglow-channels, --waveglow-batches, --waveglow-train-batch/-samples
     p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
@@ -115,7 +123,7 @@ def run(args):
             # The header says which backend serves each op; the per-op fallback warning would only repeat it.
             warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
             if getattr(args, "waveglow", False):
-                waveglow.run_waveglow(settings, args.waveglow_channels)
+                waveglow.run_waveglow(settings, args)
                 return
             report = run_sections(settings)
     finally:

@@ -12,7 +12,7 @@ import torch
 from ...models.hifigan import LRELU_SLOPE
 from ...ops import lrelu_conv1d_ref, lrelu_conv_transpose1d_ref
 from ...runtime import extension
-from .timing import fmt, frames_for, log, round_robin, table, warm_up
+from .timing import fmt, frames_for, log, max_abs_diff, round_robin, table, warm_up
 
 # A timed op sample repeats the call until it lasts at least this long, so short ops are not lost in
 # timer and scheduling noise (not with --quick); e2e and training samples are always one call.
@@ -129,7 +129,7 @@ def time_op(engines, inputs, repeats, min_sample_s, flop, bytes_moved):
             result[f"{name}_status"] = failed.get(name, "skipped: vocoder_ext._C not loaded")
     if result["eager_ms"] and result["fused_ms"]:
         result["speedup"] = result["eager_ms"] / result["fused_ms"]
-        result["max_abs_diff"] = (outputs["fused"] - outputs["eager"]).abs().max().item()
+        result["max_abs_diff"] = max_abs_diff(outputs["fused"], outputs["eager"])
     else:
         result["speedup"] = result["max_abs_diff"] = None
     return result

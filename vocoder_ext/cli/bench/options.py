@@ -28,15 +28,6 @@ def resolve_settings(args):
         value = getattr(args, name)
         return defaults[name] if value is None else value
 
-    def int_list(name, text):
-        try:
-            values = [int(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise UserError(f"--{name}: expected comma-separated integers, got {text!r}") from None
-        if not values or min(values) < 1:
-            raise UserError(f"--{name}: expected positive integers, got {text!r}")
-        return values
-
     engines = list(dict.fromkeys(e.strip() for e in pick("engines").split(",") if e.strip()))
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
@@ -60,7 +51,7 @@ def resolve_settings(args):
         except ConfigError as e:
             raise UserError(str(e)) from e
     return {
-        "configs": configs, "batches": int_list("batches", pick("batches")), "seconds": float(pick("seconds")),
+        "configs": configs, "batches": positive_ints("batches", pick("batches")), "seconds": float(pick("seconds")),
         "repeats": pick("repeats"), "warmup": args.warmup, "inputs": args.inputs, "threads": args.threads,
         "engines": engines, "op_batch": args.op_batch, "train_batch": pick("train_batch"),
         "train_frames": pick("train_frames"), "gan_batch": pick("gan_batch"), "gan_frames": pick("gan_frames"),
@@ -68,6 +59,17 @@ def resolve_settings(args):
         "sections": sections(args),
         "command": "python -m vocoder_ext " + shlex.join(getattr(args, "argv", None) or ["bench"]),
     }
+
+
+def positive_ints(name, text):
+    """"1,4" -> [1, 4]; UserError naming --name otherwise."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--{name}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise UserError(f"--{name}: expected positive integers, got {text!r}")
+    return values
 
 
 def sections(args):

@@ -38,7 +38,8 @@ def log(message):
 def warm_up(engines, first_input, warmup):
     """Run each engine `warmup` times (at least once) on the first input.
 
-    -> (outputs on that input, seconds of each engine's first call, {engine: error} for engines that raised)."""
+    -> (outputs on that input, seconds of each engine's first call, {engine: error} for engines that raised).
+    An output is a tensor or a tuple of tensors (an op with several results); compare them with max_abs_diff."""
     outputs, first_call, failed = {}, {}, {}
     for name, fn in engines.items():
         try:
@@ -47,11 +48,25 @@ def warm_up(engines, first_input, warmup):
                 out = fn(first_input)
                 if i == 0:
                     first_call[name] = time.perf_counter() - start
-            outputs[name] = out.detach().float().clone()  # ORT/OpenVINO may reuse their output buffers
+            outputs[name] = _snapshot(out)  # ORT/OpenVINO may reuse their output buffers
         except Exception as e:  # an engine that cannot run this model is reported, not fatal
             failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
             log(f"  {name} failed: {failed[name]}")
     return outputs, first_call, failed
+
+
+def _snapshot(out):
+    if isinstance(out, (tuple, list)):
+        return tuple(_snapshot(o) for o in out)
+    return out.detach().float().clone()
+
+
+def max_abs_diff(a, b):
+    """The largest |a - b| over two outputs of warm_up (tensors, or tuples of tensors compared pairwise;
+    an empty tensor, e.g. an output an op leaves unfilled, differs by 0)."""
+    if isinstance(a, tuple):
+        return max(max_abs_diff(x, y) for x, y in zip(a, b, strict=True))
+    return (a - b).abs().max().item() if (a - b).numel() else 0.0
 
 
 def round_robin(engines, inputs, repeats, min_sample_s=0.0):
