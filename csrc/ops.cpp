@@ -32,17 +32,17 @@ TORCH_LIBRARY(vocoder_ext, m) {
   // WaveGlow, [B, C, T/n_group] tensors. One WN layer: a = conv1d(audio, in_weight, in_bias, dilation,
   // "same") + cond (the layer's conditioning, precomputed from the mel); acts = tanh(a[:, :C]) *
   // sigmoid(a[:, C:]); rs = conv1d(acts, rs_weight, rs_bias) (1x1). Returns (audio + rs[:, :C], skip +
-  // rs[:, C:]); on the last layer rs has C rows, all of them skip, and audio comes back unchanged.
-  // skip=None is a zero skip sum (the first layer).
+  // rs[:, C:], preact); on the last layer rs has C rows, all of them skip, and audio comes back unchanged.
+  // skip=None is a zero skip sum (the first layer). preact is a [B, 2C, T] when keep_preact (what the
+  // backward needs: it recomputes the gate from a, not the conv), else an empty tensor.
   m.def(
       "wn_layer(Tensor audio, Tensor? skip, Tensor cond, Tensor in_weight, Tensor in_bias, Tensor rs_weight, "
-      "Tensor rs_bias, int dilation, bool last) -> (Tensor, Tensor)");
-  // Gradients w.r.t. (audio, cond, in_weight, in_bias, rs_weight, rs_bias); the gate is recomputed.
+      "Tensor rs_bias, int dilation, bool last, bool keep_preact=False) -> (Tensor, Tensor, Tensor)");
+  // Gradients w.r.t. (audio, cond, in_weight, in_bias, rs_weight, rs_bias) from the forward's preact;
   // skip's gradient is grad_skip itself.
   m.def(
-      "wn_layer_backward(Tensor grad_audio, Tensor grad_skip, Tensor audio, Tensor cond, Tensor in_weight, "
-      "Tensor in_bias, Tensor rs_weight, Tensor rs_bias, int dilation, bool last) "
-      "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "wn_layer_backward(Tensor grad_audio, Tensor grad_skip, Tensor audio, Tensor preact, Tensor in_weight, "
+      "Tensor rs_weight, int dilation, bool last) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   // Affine coupling with wn_out = [b; log_s] (the WN's output): forward exp(log_s) * x + b, inverse
   // (x - b) * exp(-log_s); computed in fp32, returned in x's dtype.
   m.def("affine_coupling(Tensor x, Tensor wn_out, bool reverse=False) -> Tensor");

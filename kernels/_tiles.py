@@ -49,9 +49,9 @@ INTERPRETER_CONV_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 INTERPRETER_GRAD_WEIGHT_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 
 # ---- WaveGlow (kernels/wn_layer.py, affine_coupling.py, invertible_conv1x1.py) ----------------------
-# The WN layer's gate kernel and its 1x1 res/skip kernel each hold two [BLOCK_CO, BLOCK_T] fp32
-# accumulators (tanh and sigmoid rows; audio and skip rows), twice a plain conv's, so their tiles have
-# about half the area per warp of CONV_CONFIGS'.
+# The WN layer's gate kernel (WN_GATE_CONFIGS in fp32, below) and its 1x1 res/skip kernel each hold two
+# [BLOCK_CO, BLOCK_T] fp32 accumulators (tanh and sigmoid rows; audio and skip rows), twice a plain
+# conv's, so their tiles have about half the area per warp of CONV_CONFIGS'.
 WN_CONFIGS = {
     "fp32": [
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
@@ -67,6 +67,20 @@ WN_CONFIGS = {
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
     ],
 }
+# The gate kernel (the dilated in-conv) runs WN_CONFIGS' 16-bit tiles and fp32 tiles of its own. With
+# keep_preact it also stores both pre-activation tiles, and three of WN_CONFIGS' four fp32 tiles then
+# spill (64x128 at 8 warps: up to 216 B on sm_80 and sm_90; 32x128 at 4 warps: 40 B, 32x64 with 16-wide
+# C_in blocks at 2 stages: 8 B, on sm_90); 64x128 was at 255 registers even without it. These four
+# spill in neither variant.
+WN_GATE_CONFIGS = {
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+    ],
+    "fp16": WN_CONFIGS["fp16"],
+}
 # wn_layer's grad_audio runs lrelu_conv1d's conv kernel with neither prologue nor bias, adding grad_audio
 # in its epilogue; in that variant the fp32 64x128 tile at 8 warps spills on sm_80 (ptxas holds it to
 # 128 registers), so it is tuned over CONV_CONFIGS less that tile.
@@ -75,7 +89,9 @@ WN_GRAD_AUDIO_CONFIGS = {
              if (c.kwargs["BLOCK_CO"], c.kwargs["BLOCK_T"], c.num_warps) != (64, 128, 8)],
     "fp16": CONV_CONFIGS["fp16"],
 }
-# The gate's backward holds three accumulators (tanh rows, sigmoid rows, grad_acts).
+# The gate's backward: one accumulator (grad_acts, rs_w^T over the incoming gradients), then the gate
+# recomputed from the two preact tiles in its epilogue. (These tiles date from when it also reran the
+# in-conv, with three accumulators; they stay spill-free, not retuned.)
 WN_BACKWARD_CONFIGS = {
     "fp32": [
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),

@@ -13,26 +13,30 @@ Forward, two kernels:
 - `_gate_kernel`: the dilated in-conv as an implicit GEMM (taps x C_in blocks, tl.dot, fp32 accumulation).
   A program owns channels c of one time tile and computes both gate rows c (tanh) and C + c (sigmoid)
   from the same loaded input tiles, so the gate is formed in registers: bias + cond + tanh * sigmoid in
-  the epilogue, and only acts [B, C, T] (in the input dtype, as the reference rounds it) is written.
+  the epilogue, and acts [B, C, T] (in the input dtype, as the reference rounds it) is written. With
+  KEEP_PREACT (keep_preact: the op sets it whenever a gradient is needed) the epilogue also stores the
+  two pre-activation rows, a[c] and a[C + c] = in-conv + in_b + cond before the nonlinearity, into
+  preact [B, 2C, T] in the input dtype; without it preact is an empty tensor and nothing more is written.
 - `_res_skip_kernel`: the 1x1 conv over acts. A program owns rows c of the audio half and of the skip
   half (again one acts tile feeds both dots); the epilogue adds the biases, the residual into audio
   and the skip sum (none for the first layer), writing new tensors. When last, only the skip half exists
   and the audio output is a copy.
 
-Backward (the gate is recomputed, never stored by the forward):
-- `_gate_backward_kernel`: recomputes tanh / sigmoid rows as `_gate_kernel` does, computes
-  grad_acts = rs_w^T [grad_audio; grad_skip] (grad_skip alone when last) with a second dot loop, and
-  writes grad_a = [grad_acts * s (1 - t^2); grad_acts * t s (1 - s)] (= grad_cond) and acts (for the
-  res/skip weight gradient).
+Backward (reads the forward's preact: the gate is recomputed from it, the dilated in-conv is not rerun):
+- `_gate_backward_kernel`: computes grad_acts = rs_w^T [grad_audio; grad_skip] (grad_skip alone when
+  last) with one dot loop, then loads the two preact rows of its channels, t = tanh(preact[c]) and
+  s = sigmoid(preact[C + c]), and writes grad_a = [grad_acts * s (1 - t^2); grad_acts * t s (1 - s)]
+  (= grad_cond) and acts = t * s (for the res/skip weight gradient). An empty preact (a forward run
+  without keep_preact) raises the reference's RuntimeError.
 - grad_audio_in = grad_audio + the transposed in-conv of grad_a: kernels/lrelu_conv1d.py's conv kernel
   (no leaky-ReLU prologue, weights transposed and flipped, grad_audio added in its epilogue), under its
   own autotuner: its tile set leaves out the one CONV_CONFIGS tile that spills in this variant.
 - weight and bias gradients: lrelu_conv1d.py's time-split grad-weight kernel with slope 1 (leaky-ReLU
-  with slope 1 is the identity, exactly): in_w from (grad_a, audio); rs_w from (grad_audio, acts) and
-  (grad_skip, acts), one launch per half of rs_w.
+  with slope 1 is the identity, exactly): in_w and in_b (= grad_a summed over batch and time) from
+  (grad_a, audio); rs_w from (grad_audio, acts) and (grad_skip, acts), one launch per half of rs_w.
 
-Tiles: _tiles.py (WN_CONFIGS, WN_BACKWARD_CONFIGS, WN_GRAD_AUDIO_CONFIGS), autotuned per operand width
-on a GPU, one fixed config under the interpreter (see _launch.tuned).
+Tiles: _tiles.py (WN_GATE_CONFIGS, WN_CONFIGS, WN_BACKWARD_CONFIGS, WN_GRAD_AUDIO_CONFIGS), autotuned
+per operand width on a GPU, one fixed config under the interpreter (see _launch.tuned).
 Tested under the Triton interpreter and compiled for sm_80/sm_90 (bench --static); not yet run or
 timed on a GPU.
 """
@@ -46,6 +50,7 @@ from ._tiles import (
     INTERPRETER_WN_CONFIG,
     WN_BACKWARD_CONFIGS,
     WN_CONFIGS,
+    WN_GATE_CONFIGS,
     WN_GRAD_AUDIO_CONFIGS,
 )
 # lrelu_conv1d's conv kernel and grad-weight launcher are reused (slope 1 = no activation); they are
@@ -103,11 +108,14 @@ def _gate_kernel(
     b_ptr,     # in_b [2C]
     cond_ptr,  # cond [B, 2C, T], any strides
     y_ptr,     # acts [B, C, T], any strides
+    p_ptr,     # preact [B, 2C, T], any strides (written if KEEP_PREACT)
     C, T, K, T_BUCKET,  # T_BUCKET (next power of two of T) only keys the autotuner
     dilation, pad,
     stride_xb, stride_xc, stride_xt,
     stride_cb, stride_cc, stride_ct,
     stride_yb, stride_yc, stride_yt,
+    stride_pb, stride_pc, stride_pt,
+    KEEP_PREACT: tl.constexpr,  # store a (in-conv + in_b + cond, before the gate) for the backward
     DOT_DTYPE: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
@@ -118,9 +126,15 @@ def _gate_kernel(
     a_t, a_s = _gate_inputs(x_ptr + b * stride_xb, w_ptr, b_ptr, cond_ptr + b * stride_cb, co, co_ok, t, t_ok,
                             C, T, K, dilation, pad, stride_xc, stride_xt, stride_cc, stride_ct,
                             DOT_DTYPE, BLOCK_CO, BLOCK_CI, BLOCK_T)
+    mask = co_ok[:, None] & t_ok[None, :]
+    if KEEP_PREACT:
+        p_batch = p_ptr + b * stride_pb
+        tl.store(p_batch + co[:, None] * stride_pc + t[None, :] * stride_pt, a_t.to(p_ptr.dtype.element_ty), mask=mask)
+        tl.store(p_batch + (co[:, None] + C) * stride_pc + t[None, :] * stride_pt, a_s.to(p_ptr.dtype.element_ty),
+                 mask=mask)
     acts = _tanh(a_t) * _sigmoid(a_s)
     tl.store(y_ptr + b * stride_yb + co[:, None] * stride_yc + t[None, :] * stride_yt,
-             acts.to(y_ptr.dtype.element_ty), mask=co_ok[:, None] & t_ok[None, :])
+             acts.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -197,20 +211,15 @@ def _rs_transposed_dot(acc, g_batch, w_ptr, row0, co, co_ok, t, t_ok, C, stride_
 
 @triton.jit
 def _gate_backward_kernel(
-    x_ptr,     # audio [B, C, T]
-    w_ptr,     # packed in_w [K, 2C, C]
-    b_ptr,     # in_b [2C]
-    cond_ptr,  # cond [B, 2C, T]
+    p_ptr,     # preact [B, 2C, T] (the forward's a, in the input dtype)
     rw_ptr,    # rs_w [R, C, 1] read as [R, C]
     ga_ptr,    # grad_audio [B, C, T] (read unless LAST)
     gs_ptr,    # grad_skip [B, C, T]
     y_ptr,     # grad_a [B, 2C, T] (= grad_cond)
-    acts_ptr,  # acts [B, C, T], recomputed for the rs_w gradient
-    C, T, K, T_BUCKET,
-    dilation, pad,
+    acts_ptr,  # acts [B, C, T], recomputed from preact for the rs_w gradient
+    C, T, T_BUCKET,
     stride_rwo, stride_rwi,
-    stride_xb, stride_xc, stride_xt,
-    stride_cb, stride_cc, stride_ct,
+    stride_pb, stride_pc, stride_pt,
     stride_gab, stride_gac, stride_gat,
     stride_gsb, stride_gsc, stride_gst,
     stride_yb, stride_yc, stride_yt,
@@ -225,35 +234,36 @@ def _gate_backward_kernel(
     co_ok, t_ok = co < C, t < T
     mask = co_ok[:, None] & t_ok[None, :]
 
-    a_t, a_s = _gate_inputs(x_ptr + b * stride_xb, w_ptr, b_ptr, cond_ptr + b * stride_cb, co, co_ok, t, t_ok,
-                            C, T, K, dilation, pad, stride_xc, stride_xt, stride_cc, stride_ct,
-                            DOT_DTYPE, BLOCK_CO, BLOCK_CI, BLOCK_T)
-    th = _tanh(a_t)
-    sg = _sigmoid(a_s)
-    tl.store(acts_ptr + b * stride_actb + co[:, None] * stride_actc + t[None, :] * stride_actt,
-             (th * sg).to(acts_ptr.dtype.element_ty), mask=mask)
-    # d acts / d a_t and d acts / d a_s; the gate's two fp32 tiles die here, before the next dot loop.
-    d_t = sg * (1.0 - th * th)
-    d_s = th * sg * (1.0 - sg)
-
+    # The dot loop first, with its one accumulator; the gate's tiles are loaded after it, so they are
+    # never live across it.
     grad_acts = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
     grad_acts = _rs_transposed_dot(grad_acts, gs_ptr + b * stride_gsb, rw_ptr, 0 if LAST else C, co, co_ok, t, t_ok,
                                    C, stride_rwo, stride_rwi, stride_gsc, stride_gst, DOT_DTYPE, BLOCK_CI)
     if not LAST:
         grad_acts = _rs_transposed_dot(grad_acts, ga_ptr + b * stride_gab, rw_ptr, 0, co, co_ok, t, t_ok,
                                        C, stride_rwo, stride_rwi, stride_gac, stride_gat, DOT_DTYPE, BLOCK_CI)
+
+    # The gate from the forward's pre-activations, as the reference recomputes it (from preact as stored).
+    p_batch = p_ptr + b * stride_pb
+    a_t = tl.load(p_batch + co[:, None] * stride_pc + t[None, :] * stride_pt, mask=mask, other=0.0)
+    a_s = tl.load(p_batch + (co[:, None] + C) * stride_pc + t[None, :] * stride_pt, mask=mask, other=0.0)
+    th = _tanh(a_t.to(tl.float32))
+    sg = _sigmoid(a_s.to(tl.float32))
+    tl.store(acts_ptr + b * stride_actb + co[:, None] * stride_actc + t[None, :] * stride_actt,
+             (th * sg).to(acts_ptr.dtype.element_ty), mask=mask)
+    # d acts / d a_t = s (1 - t^2) and d acts / d a_s = t s (1 - s).
     y_batch = y_ptr + b * stride_yb
     tl.store(y_batch + co[:, None] * stride_yc + t[None, :] * stride_yt,
-             (grad_acts * d_t).to(y_ptr.dtype.element_ty), mask=mask)
+             (grad_acts * (sg * (1.0 - th * th))).to(y_ptr.dtype.element_ty), mask=mask)
     tl.store(y_batch + (co[:, None] + C) * stride_yc + t[None, :] * stride_yt,
-             (grad_acts * d_s).to(y_ptr.dtype.element_ty), mask=mask)
+             (grad_acts * (th * sg * (1.0 - sg))).to(y_ptr.dtype.element_ty), mask=mask)
 
 
 # ------------------------------------------------------------------------------------------- autotuning
 
-gate_kernel = tuned(_gate_kernel, WN_CONFIGS, key=["C", "T_BUCKET", "K"])
+gate_kernel = tuned(_gate_kernel, WN_GATE_CONFIGS, key=["C", "T_BUCKET", "K", "KEEP_PREACT"])
 res_skip_kernel = tuned(_res_skip_kernel, WN_CONFIGS, key=["C", "T_BUCKET", "LAST", "HAS_SKIP"])
-gate_backward_kernel = tuned(_gate_backward_kernel, WN_BACKWARD_CONFIGS, key=["C", "T_BUCKET", "K", "LAST"])
+gate_backward_kernel = tuned(_gate_backward_kernel, WN_BACKWARD_CONFIGS, key=["C", "T_BUCKET", "LAST"])
 grad_audio_kernel = tuned(_conv_kernel, WN_GRAD_AUDIO_CONFIGS, key=["C_in", "C_out", "T_BUCKET", "K"])
 
 
@@ -281,19 +291,29 @@ def _grid(batch, c, t_len):
     return grid
 
 
-def wn_layer_triton(audio, skip, cond, in_weight, in_bias, rs_weight, rs_bias, dilation=1, last=False):
-    """(audio out, skip out) of one WN layer, new tensors in audio's dtype. Inputs may be non-contiguous
-    (strides go to the kernels); in_weight's packed layout is kept on it until it changes (cached_on)."""
+# wn_layer_backward_ref's error, word for word (kernels sit below vocoder_ext.ops and do not import it).
+EMPTY_PREACT = ("wn_layer_backward: preact is empty: the forward must run with keep_preact=True "
+                "(vocoder_ext.ops.wn_layer sets it whenever a gradient is needed)")
+
+
+def wn_layer_triton(audio, skip, cond, in_weight, in_bias, rs_weight, rs_bias, dilation=1, last=False,
+                    keep_preact=False):
+    """(audio out, skip out, preact) of one WN layer, new tensors in audio's dtype; preact is a [B, 2C, T]
+    (in-conv + in_b + cond) when keep_preact, else an empty tensor. Inputs may be non-contiguous (strides
+    go to the kernels); in_weight's packed layout is kept on it until it changes (cached_on)."""
     _check(audio, dict(skip=skip, cond=cond, in_weight=in_weight, in_bias=in_bias, rs_weight=rs_weight,
                        rs_bias=rs_bias))
     batch, c, t_len = audio.shape
     k = in_weight.shape[-1]
     packed = cached_on(in_weight, "wn_layer", pack_weight)
     acts = empty_out((batch, c, t_len), audio)
+    # Without keep_preact the kernel never touches p_ptr (KEEP_PREACT is a constexpr): acts stands in.
+    preact = empty_out((batch, 2 * c, t_len), audio) if keep_preact else None
     gate_kernel[_grid(batch, c, t_len)](
-        audio, packed, in_bias, cond, acts, c, t_len, k, triton.next_power_of_2(t_len),
-        dilation, dilation * (k - 1) // 2, *audio.stride(), *cond.stride(), *acts.stride(),
-        DOT_DTYPE=dot_dtype(audio.dtype), **meta(INTERPRETER_WN_CONFIG))
+        audio, packed, in_bias, cond, acts, preact if keep_preact else acts, c, t_len, k,
+        triton.next_power_of_2(t_len), dilation, dilation * (k - 1) // 2, *audio.stride(), *cond.stride(),
+        *acts.stride(), *(preact.stride() if keep_preact else (0, 0, 0)),
+        KEEP_PREACT=keep_preact, DOT_DTYPE=dot_dtype(audio.dtype), **meta(INTERPRETER_WN_CONFIG))
 
     skip_out = empty_out((batch, c, t_len), audio)
     audio_out = audio.clone() if last else empty_out((batch, c, t_len), audio)
@@ -303,28 +323,32 @@ def wn_layer_triton(audio, skip, cond, in_weight, in_bias, rs_weight, rs_bias, d
         *acts.stride(), *audio.stride(), *(skip.stride() if skip is not None else (0, 0, 0)),
         *audio_out.stride(), *skip_out.stride(),
         LAST=last, HAS_SKIP=skip is not None, DOT_DTYPE=dot_dtype(audio.dtype), **meta(INTERPRETER_WN_CONFIG))
-    return finish(audio_out, audio.dtype), finish(skip_out, audio.dtype)
+    preact = finish(preact, audio.dtype) if keep_preact else audio.new_empty(0)
+    return finish(audio_out, audio.dtype), finish(skip_out, audio.dtype), preact
 
 
-def wn_layer_backward_triton(grad_audio, grad_skip, audio, cond, in_weight, in_bias, rs_weight, rs_bias,
-                             dilation, last):
+def wn_layer_backward_triton(grad_audio, grad_skip, audio, preact, in_weight, rs_weight, dilation, last):
     """Gradients (audio, cond, in_weight, in_bias, rs_weight, rs_bias) in audio's dtype; the gate is
-    recomputed from audio and cond. grad_audio / grad_skip may have any strides (zeros expanded by
-    autograd included)."""
-    _check(audio, dict(grad_audio=grad_audio, grad_skip=grad_skip, cond=cond, in_weight=in_weight,
-                       in_bias=in_bias, rs_weight=rs_weight, rs_bias=rs_bias))
+    recomputed from preact (the forward's, with keep_preact), not from the in-conv. grad_audio / grad_skip
+    and preact may have any strides (zeros expanded by autograd included)."""
+    if preact.numel() == 0:
+        raise RuntimeError(EMPTY_PREACT)
+    _check(audio, dict(grad_audio=grad_audio, grad_skip=grad_skip, preact=preact, in_weight=in_weight,
+                       rs_weight=rs_weight))
     dtype = audio.dtype
     batch, c, t_len = audio.shape
     k = in_weight.shape[-1]
+    if tuple(preact.shape) != (batch, 2 * c, t_len):
+        raise ValueError(f"preact: expected shape {(batch, 2 * c, t_len)} (audio's [B, 2C, T]), "
+                         f"got {tuple(preact.shape)}")
     # grad_a is both the op's grad_cond and the input of the two reductions below; stored in the input
     # dtype like the reference's, and acts likewise (the rs_w gradient's operand, as in the forward).
     grad_a = empty_out((batch, 2 * c, t_len), audio)
     acts = empty_out((batch, c, t_len), audio)
     gate_backward_kernel[_grid(batch, c, t_len)](
-        audio, cached_on(in_weight, "wn_layer", pack_weight), in_bias, cond, rs_weight, grad_audio, grad_skip,
-        grad_a, acts, c, t_len, k, triton.next_power_of_2(t_len), dilation, dilation * (k - 1) // 2,
-        rs_weight.stride(0), rs_weight.stride(1), *audio.stride(), *cond.stride(), *grad_audio.stride(),
-        *grad_skip.stride(), *grad_a.stride(), *acts.stride(),
+        preact, rs_weight, grad_audio, grad_skip, grad_a, acts, c, t_len, triton.next_power_of_2(t_len),
+        rs_weight.stride(0), rs_weight.stride(1), *preact.stride(), *grad_audio.stride(), *grad_skip.stride(),
+        *grad_a.stride(), *acts.stride(),
         LAST=last, DOT_DTYPE=dot_dtype(dtype), **meta(INTERPRETER_WN_CONFIG))
 
     # audio's gradient through the in-conv: the 'same' conv of grad_a with in_w transposed and flipped,

@@ -90,7 +90,7 @@ def test_wn_layer_fp32_forward_and_gradients_match_reference(case, launches):
     leaves = _leaves(inputs)
     got = wn_layer(*inputs, dilation=d, last=last)
     assert (launches("gate_kernel"), launches("res_skip_kernel")) == (1, 1)
-    want = wn_layer_ref(*inputs, d, last)
+    want = wn_layer_ref(*inputs, d, last)[:2]  # (audio, skip); the op keeps its preact to itself
     for g, w in zip(got, want):
         assert_close_fp32(g, w)
 
@@ -114,18 +114,58 @@ def test_wn_layer_low_precision_error_at_most_twice_eager(case, dtype):
     batch, c, t_len, d, last, skip = case
     inputs = wn_inputs(batch, c, t_len, 3, last, skip, dtype)
     inputs64 = tuple(f64(t) for t in inputs)
-    for name, out, eager, ref64 in zip(("audio", "skip"), WN.wn_layer_triton(*inputs, d, last),
-                                       wn_layer_ref(*inputs, d, last), wn_layer_ref(*inputs64, d, last)):
-        assert_within_twice_eager(name, out, eager, ref64, dtype)
+    got, eager, ref64 = (fn(*x, d, last, True) for fn, x in ((WN.wn_layer_triton, inputs), (wn_layer_ref, inputs),
+                                                              (wn_layer_ref, inputs64)))
+    for name, out, e, r64 in zip(("audio", "skip", "preact"), got, eager, ref64):
+        assert_within_twice_eager(name, out, e, r64, dtype)
 
     grads = [torch.randn(batch, c, t_len).to(dtype) for _ in range(2)]
-    bwd_inputs = (inputs[0], *inputs[2:])  # the backward takes no skip
+    audio, in_w, rs_w = inputs[0], inputs[3], inputs[5]
+    # Each side's backward from its own forward's preact (the eager one from eager's, fp64 from fp64's).
     names = ("grad_audio", "grad_cond", "grad_in_w", "grad_in_b", "grad_rs_w", "grad_rs_b")
-    got = WN.wn_layer_backward_triton(*grads, *bwd_inputs, d, last)
-    eager = wn_layer_backward_ref(*grads, *bwd_inputs, d, last)
-    ref64 = wn_layer_backward_ref(*(f64(g) for g in grads), *(f64(t) for t in bwd_inputs), d, last)
+    got = WN.wn_layer_backward_triton(*grads, audio, got[2], in_w, rs_w, d, last)
+    eager = wn_layer_backward_ref(*grads, audio, eager[2], in_w, rs_w, d, last)
+    ref64 = wn_layer_backward_ref(*(f64(g) for g in grads), f64(audio), ref64[2], f64(in_w), f64(rs_w), d, last)
     for name, out, e, r64 in zip(names, got, eager, ref64):
         assert_within_twice_eager(name, out, e, r64, dtype)
+
+
+@pytest.mark.parametrize("case", WN_CASES[:5], ids=lambda c: _wn_id(c))
+def test_wn_layer_keep_preact_writes_the_references_preact(case, launches):
+    """keep_preact: the gate kernel also stores a = in-conv + in_b + cond as [B, 2C, T] (the reference's
+    preact, the backward's input); without it the third output is empty, as the reference's."""
+    batch, c, t_len, k, d, last, skip, layout = case
+    inputs = wn_inputs(batch, c, t_len, k, last, skip, layout=layout)
+    audio_out, skip_out, preact = WN.wn_layer_triton(*inputs, d, last, True)
+    want = wn_layer_ref(*inputs, d, last, True)
+    assert preact.shape == (batch, 2 * c, t_len) and preact.dtype == torch.float32
+    for g, w in zip((audio_out, skip_out, preact), want):
+        assert_close_fp32(g, w)
+    without = WN.wn_layer_triton(*inputs, d, last)
+    assert without[2].numel() == 0 and without[2].dtype == want[2].dtype
+    for g, w in zip(without[:2], want[:2]):
+        assert_close_fp32(g, w)
+    assert launches("gate_kernel") == 2
+
+    # The backward from a strided preact (the kernel reads it through its strides) gives what the
+    # reference gives from the same preact.
+    strided = torch.empty(batch, 2 * c, 2 * t_len)[:, :, ::2].copy_(want[2])
+    grads = [_grad(batch, c, t_len, torch.float32, layout) for _ in range(2)]
+    bwd = (inputs[0], strided, inputs[3], inputs[5], d, last)
+    for g, w in zip(WN.wn_layer_backward_triton(*grads, *bwd), wn_layer_backward_ref(*grads, *bwd)):
+        assert_close_fp32(g, w)
+    assert launches("gate_backward_kernel") == 1
+
+
+def test_wn_layer_backward_without_preact_raises_the_references_error():
+    inputs = wn_inputs(1, 8, 9, 3, False, True)
+    empty = WN.wn_layer_triton(*inputs, 1, False)[2]
+    args = (torch.randn(1, 8, 9), torch.randn(1, 8, 9), inputs[0], empty, inputs[3], inputs[5], 1, False)
+    with pytest.raises(RuntimeError) as want:
+        wn_layer_backward_ref(*args)
+    with pytest.raises(RuntimeError) as got:
+        WN.wn_layer_backward_triton(*args)
+    assert str(got.value) == str(want.value)
 
 
 # ----------------------------------------------------------------------------------- affine_coupling

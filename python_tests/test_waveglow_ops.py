@@ -1,6 +1,7 @@
 """WaveGlow's fused ops (wn_layer, affine_coupling, invertible_conv1x1) against independent implementations
-written here, forward and backward, gradcheck in fp64, opcheck, compile, and bad inputs. Until their
-kernels arrive the references serve them, so these tests pin the contracts the kernels must meet."""
+written here, forward and backward, gradcheck in fp64, opcheck, compile, and bad inputs, through whatever
+backend serves them (the C++ kernels when the extension is built; test_waveglow_cpu_kernels.py and
+test_triton_waveglow.py pin each backend)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,9 @@ def test_opcheck():
     for last in (False, True):
         opcheck(torch.ops.vocoder_ext.wn_layer, (*wn_inputs(2, 4, 13, 3, last), 2, last))
     opcheck(torch.ops.vocoder_ext.wn_layer, (*wn_inputs(1, 4, 13, 3, False, skip=False), 1, False))
+    for last in (False, True):  # the training form: preact kept, every input needing a gradient
+        inputs = [t.requires_grad_() for t in wn_inputs(2, 4, 13, 3, last)]
+        opcheck(torch.ops.vocoder_ext.wn_layer, (*inputs, 2, last, True))
     for reverse in (False, True):
         opcheck(torch.ops.vocoder_ext.affine_coupling, (torch.randn(2, 3, 9), torch.randn(2, 6, 9), reverse))
         w = torch.linalg.qr(torch.randn(4, 4))[0].unsqueeze(-1)

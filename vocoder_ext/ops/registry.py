@@ -94,8 +94,9 @@ class FusedOp:
             class InterpretedTriton(torch.autograd.Function):
                 @staticmethod
                 def forward(ctx, *args):
-                    op.setup_context(ctx, args, None)
-                    return op.triton_forward(*args)
+                    out = op.triton_forward(*args)
+                    op.setup_context(ctx, args, out)  # some ops save outputs (wn_layer's preact)
+                    return out
 
                 @staticmethod
                 def backward(ctx, *grads):

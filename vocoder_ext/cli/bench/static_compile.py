@@ -23,7 +23,7 @@ INPUTS = ("generic", "contiguous")
 _UNIT_STRIDES = ("stride_xt", "stride_et", "stride_yt", "stride_gt", "stride_wk",
                  # the WaveGlow kernels' time strides (and the rs_w rows of wn_layer's 1x1 weight)
                  "stride_ct", "stride_at", "stride_st", "stride_yat", "stride_yst", "stride_gat", "stride_gst",
-                 "stride_actt", "stride_wt", "stride_ywt", "stride_rwi")
+                 "stride_actt", "stride_pt", "stride_wt", "stride_ywt", "stride_rwi")
 DTYPES = ("fp32", "fp16")
 KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d")
 # Compiled by `bench --static` (report(waveglow=True)); kept out of report()'s default set, which
@@ -79,10 +79,10 @@ def _variants():
 def _waveglow_variants():
     """The WaveGlow kernels' variants (kernels/wn_layer.py, affine_coupling.py, invertible_conv1x1.py),
     as _variants() lists them. C_PAD=8: WaveGlow's groups of 8 channels (the widest of its mixes)."""
-    gate = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "cond_ptr", "y_ptr"), "d")
+    # p_ptr: wn_layer's preact [B, 2C, T] (written by the gate kernel with KEEP_PREACT, read by its backward)
+    gate = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "cond_ptr", "y_ptr", "p_ptr"), "d")
     res_skip = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "a_ptr", "s_ptr", "ya_ptr", "ys_ptr"), "d")
-    gate_bwd = dict.fromkeys(("x_ptr", "w_ptr", "b_ptr", "cond_ptr", "rw_ptr", "ga_ptr", "gs_ptr", "y_ptr",
-                              "acts_ptr"), "d")
+    gate_bwd = dict.fromkeys(("p_ptr", "rw_ptr", "ga_ptr", "gs_ptr", "y_ptr", "acts_ptr"), "d")
     coupling = dict.fromkeys(("x_ptr", "wn_ptr", "y_ptr"), "d")
     coupling_bwd = dict.fromkeys(("g_ptr", "x_ptr", "wn_ptr", "gx_ptr", "gwn_ptr"), "d")
     # The model's audio channels stay fp32 while its WN (wn_out) runs in 16 bits.
@@ -90,7 +90,9 @@ def _waveglow_variants():
     coupling_bwd_mixed = {**coupling_bwd, "g_ptr": "fp32", "x_ptr": "fp32", "gx_ptr": "fp32"}
     conv1d_ptrs = ("x_ptr", "w_ptr", "b_ptr", "e_ptr", "y_ptr")
     return [
-        ("wn_layer", "_gate_kernel", "fwd", gate, {}, DTYPES),
+        # keep_preact (training: the backward reads preact) first, the heavier one, for the smoke test
+        ("wn_layer", "_gate_kernel", "fwd keep_preact", gate, dict(KEEP_PREACT=True), DTYPES),
+        ("wn_layer", "_gate_kernel", "fwd", gate, dict(KEEP_PREACT=False), DTYPES),
         ("wn_layer", "_res_skip_kernel", "fwd", res_skip, dict(LAST=False, HAS_SKIP=True), DTYPES),
         ("wn_layer", "_res_skip_kernel", "fwd first", res_skip, dict(LAST=False, HAS_SKIP=False), DTYPES),
         ("wn_layer", "_res_skip_kernel", "fwd last", res_skip, dict(LAST=True, HAS_SKIP=True), DTYPES),
@@ -114,7 +116,7 @@ def _waveglow_variants():
 
 
 _CONFIG_LISTS = {"_conv_kernel": "CONV_CONFIGS", "_grad_weight_kernel": "GRAD_WEIGHT_CONFIGS",
-                 "_gate_kernel": "WN_CONFIGS", "_res_skip_kernel": "WN_CONFIGS",
+                 "_gate_kernel": "WN_GATE_CONFIGS", "_res_skip_kernel": "WN_CONFIGS",
                  "_gate_backward_kernel": "WN_BACKWARD_CONFIGS", "_coupling_kernel": "ELEMENTWISE_CONFIGS",
                  "_coupling_backward_kernel": "ELEMENTWISE_CONFIGS", "_mix_kernel": "MIX_CONFIGS",
                  "_outer_kernel": "OUTER_CONFIGS",
