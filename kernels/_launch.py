@@ -16,6 +16,17 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
 
 
+def check_device(name, x):
+    """The kernels run on CUDA tensors, or on CPU tensors under the interpreter: anything else is an error
+    that says which."""
+    if INTERPRET:
+        if x.device.type != "cpu":
+            raise ValueError(f"{name}: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {x.device}")
+    elif x.device.type != "cuda":
+        raise ValueError(f"{name}: the Triton kernels need a GPU tensor (or TRITON_INTERPRET=1 at import for "
+                         f"CPU tensors), got {x.device}")
+
+
 def tuned(kernel, configs, key):
     """The kernel as the launchers call it: autotuned on a GPU, plain under the interpreter (where
     multi-config autotuning does not work).

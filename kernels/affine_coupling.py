@@ -24,7 +24,7 @@ timed on a GPU.
 import triton
 import triton.language as tl
 
-from ._launch import INTERPRET, SUPPORTED_DTYPES, empty_out, finish, meta, tuned_one_set
+from ._launch import INTERPRET, SUPPORTED_DTYPES, check_device, empty_out, finish, meta, tuned_one_set
 from ._tiles import ELEMENTWISE_CONFIGS, INTERPRETER_ELEMENTWISE_CONFIG
 
 
@@ -106,12 +106,7 @@ def _check(x, tensors):
             raise TypeError(f"{name}: the Triton kernels support {SUPPORTED_DTYPES}, got {t.dtype}")
         if t.device != x.device:
             raise ValueError(f"{name}: expected device {x.device} (same as x), got {t.device}")
-    if INTERPRET:
-        if x.device.type != "cpu":
-            raise ValueError(f"x: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {x.device}")
-    elif x.device.type != "cuda":
-        raise ValueError(f"x: the Triton kernels need a GPU tensor (or TRITON_INTERPRET=1 at import for "
-                         f"CPU tensors), got {x.device}")
+    check_device("x", x)
 
 
 def _grid(batch, n, t_len):

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import INTERPRET, SUPPORTED_DTYPES, empty_out, finish, meta, time_splits, tuned_one_set
+from ._launch import INTERPRET, SUPPORTED_DTYPES, check_device, empty_out, finish, meta, time_splits, tuned_one_set
 from ._tiles import INTERPRETER_MIX_CONFIG, MIX_CONFIGS, OUTER_CONFIGS
 
 MAX_CHANNELS = 16
@@ -104,12 +104,7 @@ def _check(x, weight):
     if x.shape[1] > MAX_CHANNELS:
         raise ValueError(f"x: the Triton kernels mix at most {MAX_CHANNELS} channels (WaveGlow's groups are "
                          f"8), got {x.shape[1]}")
-    if INTERPRET:
-        if x.device.type != "cpu":
-            raise ValueError(f"x: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {x.device}")
-    elif x.device.type != "cuda":
-        raise ValueError(f"x: the Triton kernels need a GPU tensor (or TRITON_INTERPRET=1 at import for "
-                         f"CPU tensors), got {x.device}")
+    check_device("x", x)
 
 
 def _mix(inp, matrix, like):

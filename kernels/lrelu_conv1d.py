@@ -30,6 +30,7 @@ import triton
 import triton.language as tl
 
 from ._launch import (
+    check_device,
     INTERPRET,
     SUPPORTED_DTYPES,
     add_partials,
@@ -261,12 +262,7 @@ def _check(x, weight, bias, dilation, residual, epilogue):
     if residual is not None and tuple(residual.shape) != (x.shape[0], c_out, x.shape[2]):
         raise ValueError(f"residual: expected shape {(x.shape[0], c_out, x.shape[2])}, "
                          f"got {tuple(residual.shape)}")
-    if INTERPRET:
-        if x.device.type != "cpu":
-            raise ValueError(f"x: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {x.device}")
-    elif x.device.type != "cuda":
-        raise ValueError(f"x: the Triton kernels need a GPU tensor (or TRITON_INTERPRET=1 at import for "
-                         f"CPU tensors), got {x.device}")
+    check_device("x", x)
 
 
 def _launch_conv(inp, packed, bias, e, out, dilation, slope, prologue_lrelu, epilogue, add_e, dtype):

@@ -35,6 +35,7 @@ import triton
 import triton.language as tl
 
 from ._launch import (
+    check_device,
     INTERPRET,
     SUPPORTED_DTYPES,
     add_partials,
@@ -272,12 +273,7 @@ def _check(x, weight, bias, stride, padding):
     if x.shape[2] < 1 or t_out < 1:
         raise ValueError(f"x: length T_in={x.shape[2]} gives T_out={t_out} < 1 for K={k}, stride={stride}, "
                          f"padding={padding}; expected T_out = (T_in - 1)*stride - 2*padding + K >= 1")
-    if INTERPRET:
-        if x.device.type != "cpu":
-            raise ValueError(f"x: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {x.device}")
-    elif x.device.type != "cuda":
-        raise ValueError(f"x: the Triton kernels need a GPU tensor (or TRITON_INTERPRET=1 at import for "
-                         f"CPU tensors), got {x.device}")
+    check_device("x", x)
     return t_out
 
 

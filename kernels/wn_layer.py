@@ -44,7 +44,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._launch import INTERPRET, SUPPORTED_DTYPES, cached_on, dot_dtype, empty_out, finish, meta, tuned
+from ._launch import INTERPRET, SUPPORTED_DTYPES, cached_on, check_device, dot_dtype, empty_out, finish, meta, tuned
 from ._tiles import (
     INTERPRETER_CONV_CONFIG,
     INTERPRETER_WN_CONFIG,
@@ -277,12 +277,7 @@ def _check(audio, tensors):
         if t is not None and (t.dtype != audio.dtype or t.device != audio.device):
             raise TypeError(f"{name}: expected dtype {audio.dtype} on {audio.device} (same as audio), "
                             f"got {t.dtype} on {t.device}")
-    if INTERPRET:
-        if audio.device.type != "cpu":
-            raise ValueError(f"audio: under TRITON_INTERPRET=1 the kernels run on CPU tensors, got {audio.device}")
-    elif audio.device.type != "cuda":
-        raise ValueError(f"audio: the Triton kernels need a GPU tensor (or TRITON_INTERPRET=1 at import for "
-                         f"CPU tensors), got {audio.device}")
+    check_device("audio", audio)
 
 
 def _grid(batch, c, t_len):
