@@ -9,6 +9,7 @@ tensors, with the compiled (autotuned) kernels:
   lengths, HiFi-GAN's kernel sizes/dilations/strides, non-contiguous inputs, bias/residual/tanh;
   launch counts prove the Triton kernels ran;
 - a whole HiFiGAN (tiny config) on the fused path equals the eager model, forward and backward;
+- WaveGlow's ops and a small WaveGlow the same way (gpu_checks_waveglow.py);
 - the per-shape choice (vocoder_ext/runtime/autotune.py) times both candidates with CUDA events and stores it;
 - the fused model replays correctly inside a CUDA graph once its choices are made.
 
@@ -24,6 +25,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # original_hifigan, triton_helpers
+from gpu_checks_waveglow import check_waveglow_model, check_waveglow_ops  # noqa: E402
 from triton_helpers import assert_within_twice_eager, max_err, random_x  # noqa: E402
 
 
@@ -207,8 +209,12 @@ def main(argv=None):
     n = check_ops(device, big=device.type == "cuda" and not args.small)
     print(f"ops: {n} (op, shape, dtype) cases forward and backward match; launches {counts}")
     assert all(counts.values()), f"a Triton kernel never ran: {counts}"
+    n = check_waveglow_ops(device, big=device.type == "cuda" and not args.small)
+    print(f"waveglow ops: {n} (op, shape, dtype) cases forward and backward match")
     model, mel = check_model(device)
     print("model: tiny HiFiGAN fused == eager, forward and backward")
+    check_waveglow_model(device)
+    print("model: small WaveGlow fused == eager, inference and a training step")
     if device.type == "cuda":
         choices = check_autotune(model, mel)
         picked = sorted(e["choice"] for e in choices.values())

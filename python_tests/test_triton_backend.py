@@ -91,7 +91,7 @@ def test_whole_hifigan_on_triton_equals_eager(triton_backend):
 def test_backends_report_triton(monkeypatch):
     monkeypatch.setenv("VOCODER_EXT_BACKEND", "triton")
     report = backends()
-    for op in backend.OPS:  # the WaveGlow ops have no Triton kernels yet: forcing triton cannot serve them
+    for op in backend.OPS:  # an op without Triton kernels (nor a chain of one that has them) reports unavailable
         want = "triton" if op in backend.TRITON_OPS or op in backend.TRITON_CHAINS else "unavailable"
         assert report[op]["cpu"].startswith(want), (op, report[op])
     monkeypatch.setenv("VOCODER_EXT_BACKEND", "auto")
