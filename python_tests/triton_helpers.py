@@ -72,3 +72,13 @@ def assert_within_twice_eager(name, out, eager, ref64, dtype):
     err, eager_err = max_err(out, ref64), max_err(eager, ref64)
     atol = 0.1 * torch.finfo(dtype).eps * ref64.abs().max().item()  # a tenth of an ulp at the scale
     assert err <= 2 * eager_err + atol, f"{name} {dtype}: kernel error {err:.3g}, eager {eager_err:.3g}"
+
+
+def check_close(name, out, eager, ref64, dtype):
+    """fp32: within 1e-5 of the reference's scale; fp16/bf16: <= 2x eager's error + 0.1 ulp (gpu_checks)."""
+    assert out.dtype == dtype and out.shape == ref64.shape, (name, out.dtype, out.shape, ref64.shape)
+    if dtype != torch.float32:
+        return assert_within_twice_eager(name, out, eager, ref64, dtype)
+    scale = ref64.abs().max().item() or 1.0
+    err = max_err(out, ref64)
+    assert err <= 1e-5 * scale, f"{name}: error {err:.3g} > 1e-5 x {scale:.3g}"
