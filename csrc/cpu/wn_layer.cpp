@@ -92,13 +92,14 @@ Conv1dParamsT<S> tile_conv(const S* x, int64_t c_in, int64_t t_in, int64_t x_row
   return p;
 }
 
-// The per-thread buffers of one task: the staged conv input and packed taps, a (2C rows), acts (C).
+// The per-thread buffers of one task: the staged conv input and packed taps, a (2C rows; none when a
+// lives in the kept pre-activation), acts (C).
 template <class S>
 struct TileBuffers {
-  TileBuffers(int64_t c, int64_t k, int64_t dilation, int64_t block)
+  TileBuffers(int64_t c, int64_t k, int64_t dilation, int64_t block, bool need_a)
       : row((kTile + block - 1) / block * block),
         scratch(static_cast<size_t>(2 * c * (act_row_len(row, block, k, dilation) + k * kConvMO))),
-        a(static_cast<size_t>(2 * c * row)),
+        a(static_cast<size_t>(need_a ? 2 * c * row : 0)),
         acts(static_cast<size_t>(c * row)) {}
   int64_t row;
   std::vector<S> scratch, a, acts;
@@ -133,7 +134,7 @@ Outputs forward(const at::Tensor& audio, const at::Tensor* skip, const at::Tenso
   const int64_t block = kernels.block_of<S>();
 
   at::parallel_for(0, batch * tiles, 1, [&](int64_t begin, int64_t end) {
-    TileBuffers<S> buf(c, k, dilation, block);
+    TileBuffers<S> buf(c, k, dilation, block, pre == nullptr);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / tiles, tile = task % tiles, t0 = tile * kTile, len = std::min(kTile, t_len - t0);
       // a = conv(audio) + in_bias + cond, for this tile: into the buffer, or the kept pre-activation
@@ -206,7 +207,7 @@ Grads backward(const at::Tensor& grad_audio, const at::Tensor& grad_skip, const 
   const int64_t block = kernels.block_of<S>();
 
   at::parallel_for(0, batch * tiles, 1, [&](int64_t begin, int64_t end) {
-    TileBuffers<S> buf(c, 1, 1, block);  // buf.acts holds grad_acts here
+    TileBuffers<S> buf(c, 1, 1, block, false);  // a is the kept preact; buf.acts holds grad_acts
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / tiles, tile = task % tiles, t0 = tile * kTile, len = std::min(kTile, t_len - t0);
       for (int half = last ? 1 : 0; half < 2; ++half) {
