@@ -135,7 +135,9 @@ def test_invertible_conv1x1_matches_reference(shape, reverse, isa):
     xd, wd = x.detach().double().requires_grad_(), weight.detach().double().requires_grad_()
     want_y, want_ld = ic_ref.invertible_conv1x1_ref(xd, wd, reverse)
     assert_close(y, want_y.detach(), "y")
-    assert abs(log_det.item() - want_ld.item()) <= 1e-5 * max(1.0, abs(want_ld.item()))
+    # log_det = B*T*log|det W| from an fp32 slogdet: its absolute error grows with B*T (eager's alike:
+    # up to 1.2e-3 at B*T = 3009 over 300 seeds, the kernel's 1.0e-3)
+    assert abs(log_det.item() - want_ld.item()) <= 1e-5 * abs(want_ld.item()) + 1e-6 * b * t
     gy, gl = torch.randn_like(y), torch.randn(())
     got = torch.autograd.grad((y, log_det), (x, weight), (gy, gl))
     want = torch.autograd.grad((want_y, want_ld), (xd, wd), (gy.double(), gl.double()))
