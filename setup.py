@@ -1,8 +1,8 @@
 """Build vocoder_ext and its C++/CUDA extension vocoder_ext._C.
 
 Knobs (environment): VOCODER_EXT_CUDA=0|1 (default: on when torch was built with CUDA and nvcc
-is found), VOCODER_EXT_CUDA_ARCHS (e.g. "8.0;9.0", passed as TORCH_CUDA_ARCH_LIST), MAX_JOBS,
-DEBUG=1. Install with `pip install --no-build-isolation -e .` (isolation would fetch another torch).
+is found), VOCODER_EXT_CUDA_ARCHS (default "8.0;8.6;8.9;9.0+PTX": cubins for A100, A10/3090, L4/4090
+and H100, PTX of the newest for later GPUs; passed as TORCH_CUDA_ARCH_LIST), MAX_JOBS, DEBUG=1. Install with `pip install --no-build-isolation -e .` (isolation would fetch another torch).
 """
 import glob
 import os
@@ -12,6 +12,7 @@ from setuptools import find_packages, setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0+PTX"
 
 
 def want_cuda():
@@ -29,9 +30,8 @@ def extension():
     cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
     cxx = opt + ["-std=c++20", "-fopenmp"]  # at::parallel_for is OpenMP inline code: serial without it
     if want_cuda() and cuda_sources:
-        archs = os.environ.get("VOCODER_EXT_CUDA_ARCHS")
-        if archs:
-            os.environ["TORCH_CUDA_ARCH_LIST"] = archs  # build-time only, in our own process
+        # build-time only, in our own process
+        os.environ["TORCH_CUDA_ARCH_LIST"] = os.environ.get("VOCODER_EXT_CUDA_ARCHS") or DEFAULT_CUDA_ARCHS
         nvcc = opt + ["-std=c++20", "--expt-relaxed-constexpr"]
         return CUDAExtension(
             "vocoder_ext._C", cpp_sources + cuda_sources,

@@ -1,23 +1,35 @@
-"""The Triton kernels on a real GPU: `python python_tests/gpu_checks.py` (run by test_triton_gpu.py).
+"""The fused kernels on a real GPU, backend by backend: `python python_tests/gpu_checks.py`.
 
-A script, not a test module, because it must run without TRITON_INTERPRET (the pytest session sets it
-for the interpreted tests, and Triton decides interpreter vs compiler at import). It checks, on CUDA
-tensors, with the compiled (autotuned) kernels:
+Run by test_triton_gpu.py. A script, not a test module, because it must run without TRITON_INTERPRET
+(the pytest session sets it for the interpreted tests, and Triton decides interpreter vs compiler at
+import). For each backend of --backends (default: triton, then cuda = the CUDA C++ kernels of
+vocoder_ext._C), with VOCODER_EXT_BACKEND set to it (a forced backend never falls back: each op runs on
+its kernels or raises), it checks on CUDA tensors:
 
 - every op forward and backward against its eager reference: fp32 to ~1e-5 relative (IEEE, TF32 off
-  for the reference), fp16/bf16 error vs fp64 at most 2x eager PyTorch's + a tenth of an ulp; odd
-  lengths, HiFi-GAN's kernel sizes/dilations/strides, non-contiguous inputs, bias/residual/tanh;
-  launch counts prove the Triton kernels ran;
-- a whole HiFiGAN (tiny config) on the fused path equals the eager model, forward and backward;
+  for the reference), fp16/bf16 error vs fp64 at most 2x eager PyTorch's + a tenth of an ulp, and on the
+  cuda backend fp64 too (within 1e-10 of the reference's scale); odd lengths, HiFi-GAN's kernel
+  sizes/dilations/strides, non-contiguous inputs, bias/residual/tanh; Triton's launch counts prove its
+  kernels ran on the triton backend, and that none ran on the cuda backend;
+- resblock (a whole residual block in one op; inference only, as its CUDA kernel) the same way, forward;
+- a whole HiFiGAN (tiny config) on the fused path equals the eager model, forward and backward, and in
+  inference (no autograd: where the forward-only kernels serve);
 - WaveGlow's ops and a small WaveGlow the same way (gpu_checks_waveglow.py);
-- the per-shape choice (vocoder_ext/runtime/autotune.py) times both candidates with CUDA events and stores it;
 - the fused model replays correctly inside a CUDA graph once its choices are made.
+Then once, with VOCODER_EXT_BACKEND=auto: the per-shape choice (vocoder_ext/runtime/autotune.py) times
+every candidate (each available backend and eager) with CUDA events and stores it.
+
+A backend that serves none of the fused ops here (an extension built without CUDA kernels, triton not
+installed) is skipped with a line that says why, unless --backends names it: then that is an error, as is
+a backend that serves only some of the ops, or no backend left to check.
 
 `--device cpu` runs the op checks on CPU tensors through the interpreter instead (TRITON_INTERPRET=1 and
-VOCODER_EXT_BACKEND=triton must be set by the caller): a way to check this script without a GPU.
+VOCODER_EXT_BACKEND=triton must be set by the caller): a way to check this script without a GPU (the
+cuda backend, which serves CUDA tensors only, is skipped there).
 Exit status 0 and "all GPU checks passed" on the last line mean success.
 """
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -29,21 +41,58 @@ from gpu_checks_waveglow import check_waveglow_model, check_waveglow_ops  # noqa
 from triton_helpers import check_close, random_x  # noqa: E402
 
 
-def count_launches(*modules):
-    """Wrap every kernel object of the kernel modules; returns {name: launches}."""
-    counts = {}
-    for module in modules:
-        for name in ("conv_kernel", "grad_weight_kernel"):
-            kernel = getattr(module, name)
-            key = f"{module.__name__.rsplit('.', 1)[-1]}.{name}"
-            counts[key] = 0
+BACKENDS = ("triton", "cuda")  # VOCODER_EXT_BACKEND values checked, in this order
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+DTYPES = {"triton": (torch.float32, *LOW_PRECISION),  # fp64 on Triton runs the reference: nothing to check
+          "cuda": (torch.float32, *LOW_PRECISION, torch.float64)}
+KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d", "wn_layer", "affine_coupling", "invertible_conv1x1")
 
-            class Counting:
-                def __getitem__(self, grid, kernel=kernel, key=key):
-                    counts[key] += 1
-                    return kernel[grid]
-            setattr(module, name, Counting())
+
+class CountedKernel:
+    """Stands in for a kernel object: `kernel[grid]` launches as before and adds one to counts[key]."""
+
+    def __init__(self, kernel, counts, key):
+        self.kernel, self.counts, self.key = kernel, counts, key
+
+    def __getitem__(self, grid):
+        self.counts[self.key] += 1
+        return self.kernel[grid]
+
+
+def count_launches():
+    """Wrap every kernel object the Triton launchers launch (each kernel module's public `*_kernel`, which the
+    launchers look up at call time); returns {"module.kernel": launches}. Called again, it counts afresh."""
+    from triton.runtime import KernelInterface
+    counts = {}
+    for module_name in KERNEL_MODULES:
+        module = importlib.import_module(f"vocoder_ext.kernels.{module_name}")
+        for name, kernel in list(vars(module).items()):
+            if isinstance(kernel, CountedKernel):
+                kernel = kernel.kernel
+            if name.endswith("_kernel") and not name.startswith("_") and isinstance(kernel, KernelInterface):
+                counts[f"{module_name}.{name}"] = 0
+                setattr(module, name, CountedKernel(kernel, counts, f"{module_name}.{name}"))
     return counts
+
+
+def unserved(name, device):
+    """{op: why} for each fused op that VOCODER_EXT_BACKEND=name cannot serve on device's tensors."""
+    from vocoder_ext.runtime import backend
+    saved = os.environ.get("VOCODER_EXT_BACKEND")
+    os.environ["VOCODER_EXT_BACKEND"] = name
+    problems = {}
+    try:
+        for op in backend.OPS:
+            try:
+                backend.resolve(op, device.type)
+            except RuntimeError as e:
+                problems[op] = str(e)
+    finally:
+        if saved is None:
+            os.environ.pop("VOCODER_EXT_BACKEND")
+        else:
+            os.environ["VOCODER_EXT_BACKEND"] = saved
+    return problems
 
 
 def _grads(y, inputs, g):
@@ -96,7 +145,7 @@ def _conv1d_ref(x, w, b, r, **kw):
     return lrelu_conv1d_ref(x, w, b, residual=r, **kw)
 
 
-def check_ops(device, big):
+def check_ops(device, big, dtypes):
     from vocoder_ext.ops import lrelu_conv_transpose1d, lrelu_conv_transpose1d_ref
     # (batch, C_in, C_out, T, K, dilation, bias, residual, epilogue): HiFi-GAN's resblock taps and
     # dilations, conv_post (C_out 1, tanh), odd lengths; `big` adds GPU-sized channels and lengths.
@@ -108,13 +157,56 @@ def check_ops(device, big):
     if big:
         conv_cases += [(2, 512, 512, 1003, 3, 1, True, True, "none"), (1, 128, 128, 22051, 11, 5, True, True, "none")]
         transpose_cases += [(2, 512, 256, 431, 16, 8, True), (1, 64, 32, 22050, 4, 2, True)]
-    dtypes = (torch.float32, torch.float16, torch.bfloat16)
     for dtype in dtypes:
         for case in conv_cases:
             check_op(_conv1d, _conv1d_ref, conv1d_args, case, dtype, device)
         for case in transpose_cases:
             check_op(lrelu_conv_transpose1d, lrelu_conv_transpose1d_ref, transpose_args, case, dtype, device)
     return len(dtypes) * (len(conv_cases) + len(transpose_cases))
+
+
+def check_forward(name, op, ref, tensors, extra, dtype):
+    """op(*tensors, **extra) vs ref at dtype and in fp64, without autograd (a forward-only kernel)."""
+    with torch.no_grad():
+        y = op(*tensors, **extra)
+        y_eager = ref(*tensors, **extra)
+        y64 = ref(*(_nested_f64(t) for t in tensors), **{k: _nested_f64(v) for k, v in extra.items()})
+    check_close(name, y, y_eager, y64, dtype)
+
+
+def _nested_f64(value):
+    if isinstance(value, torch.Tensor):
+        return value.double()
+    if isinstance(value, list):
+        return [_nested_f64(v) for v in value]
+    return value
+
+
+def check_resblock(device, big, dtypes):
+    """resblock (a whole residual block, accumulated into the MRF average; inference only) vs its reference."""
+    from vocoder_ext.ops import resblock
+    from vocoder_ext.ops.resblock import resblock_ref
+    pairs = [1, 1, 3, 1, 5, 1]  # ResBlock1: (dilated conv, conv) pairs, dilations 1, 3, 5; group 2
+    # (batch, C, T, K, dilations, group, accum, scale): V1/V2's ResBlock1 taps 3, 7, 11, V3's ResBlock2,
+    # odd lengths, with and without the MRF accumulator
+    cases = [(1, 32, 1001, 3, pairs, 2, True, 1 / 3), (2, 64, 257, 7, pairs, 2, True, 1 / 3),
+             (1, 24, 33, 11, pairs, 2, False, 1.0), (3, 16, 129, 3, [1, 3], 1, True, 0.5),
+             (1, 16, 1, 3, [1, 3], 1, False, 1.0)]
+    if big:
+        cases += [(2, 256, 1003, 11, pairs, 2, True, 1 / 3), (1, 32, 22051, 7, pairs, 2, True, 1 / 3)]
+    n = 0
+    for dtype in dtypes:
+        for batch, c, t_len, k, dilations, group, accum, scale in cases:
+            if t_len == 1 and dtype in LOW_PRECISION:
+                continue  # 2x eager's max error over a handful of elements is a coin toss, not a check
+            x = random_x(batch, c, t_len, dtype, "slice", device)
+            weights = [(torch.randn(c, c, k, device=device) / (c * k) ** 0.5).to(dtype) for _ in dilations]
+            biases = [(0.1 * torch.randn(c, device=device)).to(dtype) for _ in dilations]
+            extra = dict(accum=torch.randn(batch, c, t_len, device=device).to(dtype) if accum else None, scale=scale)
+            check_forward(f"resblock {(batch, c, t_len, k, group)}", resblock, resblock_ref,
+                          (x, weights, biases, dilations, group, 0.1), extra, dtype)
+            n += 1
+    return n
 
 
 def check_model(device):
@@ -132,14 +224,19 @@ def check_model(device):
     y_fused.backward(g)
     for (name, p_eager), p_fused in zip(eager.named_parameters(), fused.parameters()):
         torch.testing.assert_close(p_fused.grad, p_eager.grad, rtol=1e-4, atol=1e-4, msg=name)
-    return fused.remove_weight_norm().eval(), mel
+    eager, fused = eager.remove_weight_norm().eval(), fused.remove_weight_norm().eval()
+    with torch.no_grad():  # inference: where the forward-only kernels (resblock) serve
+        torch.testing.assert_close(fused(mel), eager(mel), rtol=1e-4, atol=1e-5)
+    return fused, mel
 
 
-def check_autotune(model, mel):
-    """auto backend: the first call at a shape times both candidates (CUDA events) and stores the choice."""
+def check_autotune(model, mel, available):
+    """auto backend: the first call at a shape times every candidate (CUDA events) and stores the choice.
+    available: the backends that serve the ops here; each must be among the candidates timed."""
     import json
 
     from vocoder_ext.runtime import autotune
+    saved = {name: os.environ.get(name) for name in ("VOCODER_EXT_CACHE_DIR", "VOCODER_EXT_BACKEND")}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["VOCODER_EXT_CACHE_DIR"] = tmp
         os.environ["VOCODER_EXT_BACKEND"] = "auto"
@@ -150,11 +247,20 @@ def check_autotune(model, mel):
             with open(os.path.join(tmp, autotune.FILE_NAME)) as f:
                 choices = json.load(f)["choices"]
         finally:
-            os.environ["VOCODER_EXT_BACKEND"] = "triton"
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            autotune.reset()
     assert choices, "no choices stored"
+    timed = set()
     for key, entry in choices.items():
-        assert set(entry["ms"]) == {"triton", "eager"} and entry["choice"] in entry["ms"], (key, entry)
-        assert all(ms > 0 for ms in entry["ms"].values()), (key, entry)
+        assert "eager" in entry["ms"] and len(entry["ms"]) >= 2, (key, entry)  # a fused kernel raced eager
+        assert set(entry["ms"]) <= {*BACKENDS, "eager"} and entry["choice"] in entry["ms"], (key, entry)
+        assert all(ms > 0 for ms in entry["ms"].values()) and not entry.get("errors"), (key, entry)
+        timed |= set(entry["ms"])
+    assert set(available) <= timed, f"auto never timed {sorted(set(available) - timed)}: {choices}"
     assert torch.isfinite(y).all()
     return choices
 
@@ -177,10 +283,47 @@ def check_cuda_graph(model, mel):
     torch.testing.assert_close(static_out, expected, rtol=1e-5, atol=1e-6)
 
 
+def parse_backends(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or not set(names) <= set(BACKENDS):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(BACKENDS)}, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def check_backend(name, device, big, counts):
+    """Every check of one backend, with VOCODER_EXT_BACKEND=name; prints one line per check."""
+    os.environ["VOCODER_EXT_BACKEND"] = name
+    counts.update(dict.fromkeys(counts, 0))
+    torch.manual_seed(0)  # the same inputs for every backend
+    n = check_ops(device, big, DTYPES[name])
+    print(f"[{name}] ops: {n} (op, shape, dtype) cases forward and backward match")
+    n = check_resblock(device, big, DTYPES[name])
+    print(f"[{name}] resblock: {n} (shape, dtype) cases forward (inference) match")
+    n = check_waveglow_ops(device, big, DTYPES[name])
+    print(f"[{name}] waveglow ops: {n} (op, shape, dtype) cases forward and backward match")
+    if name == "triton":
+        assert counts and all(counts.values()), f"a Triton kernel never ran: {counts}"
+    else:
+        assert not any(counts.values()), f"Triton kernels ran on the {name} backend: {counts}"
+    print(f"[{name}] Triton launches {counts}")
+    model, mel = check_model(device)
+    print(f"[{name}] model: tiny HiFiGAN fused == eager, forward and backward, and inference")
+    check_waveglow_model(device)
+    print(f"[{name}] model: small WaveGlow fused == eager, inference and a training step")
+    if device.type == "cuda":
+        check_cuda_graph(model, mel)
+        print(f"[{name}] cuda graph: the fused model replays correctly")
+    return model, mel
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--small", action="store_true", help="leave out the large shapes")
+    p.add_argument("--backends", type=parse_backends,
+                   help=f"comma-separated subset of {','.join(BACKENDS)}: check each with VOCODER_EXT_BACKEND set "
+                        f"to it (default: {','.join(BACKENDS)}, skipping one that serves none of the ops here with "
+                        "a line that says why; one named here must serve)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -192,25 +335,42 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = False  # the fp32 references in IEEE fp32, as the kernels
     elif os.environ.get("TRITON_INTERPRET") != "1" or os.environ.get("VOCODER_EXT_BACKEND") != "triton":
         raise SystemExit("--device cpu needs TRITON_INTERPRET=1 and VOCODER_EXT_BACKEND=triton")
-    os.environ["VOCODER_EXT_BACKEND"] = "triton"  # every op on Triton (no per-shape choice) unless a check says
-    from vocoder_ext.kernels import lrelu_conv1d, lrelu_conv_transpose1d
-    counts = count_launches(lrelu_conv1d, lrelu_conv_transpose1d)
-    torch.manual_seed(0)
-    n = check_ops(device, big=device.type == "cuda" and not args.small)
-    print(f"ops: {n} (op, shape, dtype) cases forward and backward match; launches {counts}")
-    assert all(counts.values()), f"a Triton kernel never ran: {counts}"
-    n = check_waveglow_ops(device, big=device.type == "cuda" and not args.small)
-    print(f"waveglow ops: {n} (op, shape, dtype) cases forward and backward match")
-    model, mel = check_model(device)
-    print("model: tiny HiFiGAN fused == eager, forward and backward")
-    check_waveglow_model(device)
-    print("model: small WaveGlow fused == eager, inference and a training step")
+    importlib.import_module("vocoder_ext.ops")  # declares the fused ops (vocoder_ext.runtime.backend.OPS)
+    from vocoder_ext.runtime import backend
+    problems = {name: unserved(name, device) for name in BACKENDS}
+    available = [name for name in BACKENDS if not problems[name]]  # serve every fused op here
+    total, chosen, skipped = len(backend.OPS), [], []
+    for name in args.backends or BACKENDS:
+        why = next(iter(problems[name].values()), None)
+        if why is None:
+            chosen.append(name)
+        elif len(problems[name]) < total:
+            raise SystemExit(f"{name} backend serves only {total - len(problems[name])} of the {total} fused ops "
+                             "here: " + "; ".join(problems[name].values()))
+        elif args.backends:
+            raise SystemExit(f"{name} backend: serves none of the {total} fused ops here: {why}")
+        else:
+            skipped.append(name)
+            print(f"[{name}] skipped: serves none of the {total} fused ops here: {why}")
+    if not chosen:
+        raise SystemExit(f"no backend to check: {', '.join(skipped)} serve(s) none of the fused ops here")
+    counts = count_launches() if backend.triton_installed() else {}
+    big = device.type == "cuda" and not args.small
+    requested = os.environ.get("VOCODER_EXT_BACKEND")
+    try:
+        for name in chosen:
+            model, mel = check_backend(name, device, big, counts)
+    finally:
+        if requested is None:
+            os.environ.pop("VOCODER_EXT_BACKEND", None)
+        else:
+            os.environ["VOCODER_EXT_BACKEND"] = requested
     if device.type == "cuda":
-        choices = check_autotune(model, mel)
-        picked = sorted(e["choice"] for e in choices.values())
-        print(f"autotune: {len(choices)} choices stored ({picked.count('triton')} triton, {picked.count('eager')} eager)")
-        check_cuda_graph(model, mel)
-        print("cuda graph: the fused model replays correctly")
+        choices = check_autotune(model, mel, available)
+        picked = [e["choice"] for e in choices.values()]
+        print(f"autotune: {len(choices)} choices stored ("
+              + ", ".join(f"{picked.count(b)} {b}" for b in (*BACKENDS, "eager")) + ")")
+    print(f"backends checked: {', '.join(chosen)}" + (f"; skipped: {', '.join(skipped)}" if skipped else ""))
     print("all GPU checks passed" if device.type == "cuda" else "all checks passed on CPU (interpreter)")
     return 0
 

@@ -1,6 +1,7 @@
-"""WaveGlow's part of gpu_checks.py: its three ops on the Triton kernels against their eager references
-(forward and every gradient; fp32 to 1e-5 of the reference's scale, fp16/bf16 within 2x eager's error vs
-fp64), and a whole WaveGlow (8 channels) fused vs eager, inference and a training step."""
+"""WaveGlow's part of gpu_checks.py: its three ops on the kernels of the backend under check (whatever
+VOCODER_EXT_BACKEND forces: triton or cuda) against their eager references (forward and every gradient; fp32
+to 1e-5 of the reference's scale, fp16/bf16 within 2x eager's error vs fp64, fp64 within 1e-10 of the
+reference's scale), and a whole WaveGlow (8 channels) fused vs eager, inference and a training step."""
 import importlib
 
 import torch
@@ -34,16 +35,16 @@ def _check_op(name, op, ref, tensors, dtype, device):
         check_close(f"{name} {dtype} {i}", g, e, x.detach(), dtype)
 
 
-def check_waveglow_ops(device, big):
+def check_waveglow_ops(device, big, dtypes=(torch.float32, torch.float16, torch.bfloat16)):
     from vocoder_ext import ops
     # (batch, C, T, dilation, last, skip): WaveGlow's dilations, odd lengths, the last layer's skip-only shape
     cases = [(1, 8, 1, 1, False, False), (3, 24, 129, 16, False, True), (2, 16, 257, 128, True, True)]
     if big:
         cases += [(1, 256, 4001, 8, False, True), (2, 256, 2003, 64, True, True)]
     n = 0
-    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+    for dtype in dtypes:
         for b, c, t, d, last, skip in cases:
-            if t == 1 and dtype != torch.float32:
+            if t == 1 and dtype in (torch.float16, torch.bfloat16):
                 continue  # 2x eager's max error over a handful of elements is a coin toss, not a check
             rows = c if last else 2 * c
             tensors = [torch.randn(b, c, t, device=device), torch.randn(b, c, t, device=device) if skip else None,

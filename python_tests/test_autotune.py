@@ -121,6 +121,24 @@ def test_a_failing_candidate_is_not_chosen_and_its_error_is_kept(cache, timings)
         autotune.choose("op", "other", labelled(broken=broken), CPU)
 
 
+def test_a_fast_wrong_candidate_is_not_chosen(cache, timings):
+    """Every candidate must agree with the reference on the real inputs before it is timed."""
+    table, calls = timings
+    table.update(wrong=0.1, right=2.0, eager=3.0)
+    want = torch.randn(4, 9)
+    candidates = labelled(wrong=lambda: (want * 1.01, want), right=lambda: (want + 1e-6, want.clone()),
+                          eager=lambda: (want, want))
+    with pytest.warns(RuntimeWarning, match=r"the wrong kernel of op gave a wrong result for s .*output 0 differs"):
+        assert autotune.choose("op", "s", candidates, CPU) == "right"
+    assert "wrong" not in calls
+    entry, = json.loads(cache.read_text())["choices"].values()
+    assert entry["errors"]["wrong"].startswith("wrong result: output 0 differs from the reference by")
+    assert autotune.disagreement(torch.full((3,), float("nan")), torch.zeros(3)) is not None
+    assert "the reference's torch.float32 (3,)" in autotune.disagreement(torch.zeros(3).double(), torch.zeros(3))
+    half = torch.randn(50).half()
+    assert autotune.disagreement(half + 1e-2 * half.abs().max(), half) is None  # rounding-sized: agrees
+
+
 def test_bucket_rounds_lengths_up_to_a_power_of_two():
     assert [autotune.bucket(n) for n in (1, 2, 3, 64, 65, 1000)] == [1, 2, 4, 64, 128, 1024]
 

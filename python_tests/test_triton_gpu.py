@@ -1,5 +1,6 @@
-"""The Triton kernels on a real GPU (skipped without one): gpu_checks.py and the GPU bench, each in a child
-process without TRITON_INTERPRET (this session runs Triton interpreted; see conftest.py)."""
+"""The GPU kernels on a real GPU (skipped without one): gpu_checks.py (the Triton and the CUDA C++ backend) and
+the GPU bench, each in a child process without TRITON_INTERPRET (this session runs Triton interpreted; see
+conftest.py)."""
 import os
 import subprocess
 import sys
@@ -19,10 +20,27 @@ def _run(args, timeout):
                           check=False)
 
 
-def test_kernels_model_autotune_and_cuda_graph_on_the_gpu():
+def _cuda_kernels_built(monkeypatch):
+    """Whether VOCODER_EXT_BACKEND=cuda serves (vocoder_ext._C built with its CUDA C++ kernels)."""
+    from vocoder_ext.runtime import backend
+    monkeypatch.setenv("VOCODER_EXT_BACKEND", "cuda")
+    try:
+        backend.resolve("lrelu_conv1d", "cuda")
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        monkeypatch.delenv("VOCODER_EXT_BACKEND")
+
+
+def test_kernels_model_autotune_and_cuda_graph_on_the_gpu(monkeypatch):
     done = _run([os.path.join(HERE, "gpu_checks.py")], timeout=1500)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert done.stdout.strip().splitlines()[-1] == "all GPU checks passed", done.stdout[-3000:]
+    checked = done.stdout.strip().splitlines()[-2]
+    assert checked.startswith("backends checked: triton"), done.stdout[-3000:]
+    if _cuda_kernels_built(monkeypatch):  # built with CUDA kernels: they must have been checked, not skipped
+        assert checked.startswith("backends checked: triton, cuda"), done.stdout[-3000:]
 
 
 def test_gpu_bench_quick(tmp_path):

@@ -6,23 +6,15 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../checks.h"
+
 #include <cmath>
 #include <tuple>
 
+#include "../pointwise.h"
+
 namespace vocoder_ext::cpu {
 namespace {
-
-void check_inputs(const at::Tensor& x, const at::Tensor& wn_out) {
-  TORCH_CHECK(x.dim() == 3, "affine_coupling: x must be [B, n_half, T], got shape ", x.sizes());
-  TORCH_CHECK(wn_out.sizes() == at::IntArrayRef({x.size(0), 2 * x.size(1), x.size(2)}),
-              "affine_coupling: wn_out must be [", x.size(0), ", ", 2 * x.size(1), ", ", x.size(2), "], got shape ",
-              wn_out.sizes());
-  for (const at::Tensor* t : {&x, &wn_out}) {
-    TORCH_CHECK(t->device().is_cpu(), "affine_coupling (CPU kernel): got a tensor on ", t->device());
-    TORCH_CHECK(at::isFloatingType(t->scalar_type()), "affine_coupling: expected floating-point tensors, got ",
-                t->scalar_type());
-  }
-}
 
 at::ScalarType compute_dtype(const at::Tensor& a, const at::Tensor& b) {
   return a.scalar_type() == at::kDouble || b.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
@@ -37,7 +29,7 @@ void for_rows(int64_t batch, int64_t n, F f) {
 }
 
 at::Tensor affine_coupling_cpu(const at::Tensor& x, const at::Tensor& wn_out, bool reverse) {
-  check_inputs(x, wn_out);
+  checks::check_affine_coupling(c10::DeviceType::CPU, x, wn_out);
   const at::ScalarType ct = compute_dtype(x, wn_out);
   const at::Tensor xc = x.to(ct).contiguous(), oc = wn_out.to(ct).contiguous();
   at::Tensor y = at::empty_like(xc);
@@ -51,11 +43,7 @@ at::Tensor affine_coupling_cpu(const at::Tensor& x, const at::Tensor& wn_out, bo
       const scalar_t* br = op + (b * 2 * n + i) * t_len;
       const scalar_t* lr = br + n * t_len;
       scalar_t* yr = yp + r * t_len;
-      if (reverse) {
-        for (int64_t t = 0; t < t_len; ++t) yr[t] = (xr[t] - br[t]) * std::exp(-lr[t]);
-      } else {
-        for (int64_t t = 0; t < t_len; ++t) yr[t] = std::exp(lr[t]) * xr[t] + br[t];
-      }
+      for (int64_t t = 0; t < t_len; ++t) yr[t] = affine_coupling(xr[t], br[t], lr[t], reverse);
     });
   });
   return y.to(x.scalar_type());
@@ -63,7 +51,7 @@ at::Tensor affine_coupling_cpu(const at::Tensor& x, const at::Tensor& wn_out, bo
 
 std::tuple<at::Tensor, at::Tensor> affine_coupling_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
                                                                 const at::Tensor& wn_out, bool reverse) {
-  check_inputs(x, wn_out);
+  checks::check_affine_coupling(c10::DeviceType::CPU, x, wn_out);
   TORCH_CHECK(grad_out.sizes() == x.sizes() && grad_out.device().is_cpu(),
               "affine_coupling_backward: grad_out must be a CPU tensor shaped like x ", x.sizes(), ", got ",
               grad_out.sizes(), " on ", grad_out.device());
@@ -82,15 +70,7 @@ std::tuple<at::Tensor, at::Tensor> affine_coupling_backward_cpu(const at::Tensor
       const int64_t b_off = (b * 2 * n + i) * t_len, l_off = b_off + n * t_len;
       const scalar_t *br = op + b_off, *lr = op + l_off;
       scalar_t *gx = gxp + r * t_len, *gb = gop + b_off, *gl = gop + l_off;
-      for (int64_t t = 0; t < t_len; ++t) {
-        if (reverse) {  // y = (x - b) e^-ls
-          const scalar_t gxv = g[t] * std::exp(-lr[t]);
-          gx[t] = gxv, gb[t] = -gxv, gl[t] = -gxv * (xr[t] - br[t]);
-        } else {  // y = e^ls x + b
-          const scalar_t scaled = g[t] * std::exp(lr[t]);
-          gx[t] = scaled, gb[t] = g[t], gl[t] = scaled * xr[t];
-        }
-      }
+      for (int64_t t = 0; t < t_len; ++t) affine_coupling_grad(g[t], xr[t], br[t], lr[t], reverse, gx[t], gb[t], gl[t]);
     });
   });
   return {grad_x.to(x.scalar_type()), grad_o.to(wn_out.scalar_type())};

@@ -22,9 +22,9 @@ struct ScalarOps {  // a "vector" of one element
   static Reg fmadd(Reg a, Reg b, Reg c) { return a * b + c; }
   static Reg sub(Reg a, Reg b) { return a - b; }
   static Reg mul(Reg a, Reg b) { return a * b; }
-  static Reg tanh(Reg x) { return std::tanh(x); }
-  static Reg sigmoid(Reg x) { return S(1) / (S(1) + std::exp(-x)); }
-  static Reg leaky_grad(Reg v, Reg gate, S slope) { return gate > S(0) ? v : v * slope; }
+  static Reg tanh(Reg x) { return vx_tanh(x); }
+  static Reg sigmoid(Reg x) { return vocoder_ext::sigmoid(x); }
+  static Reg leaky_grad(Reg v, Reg gate, S slope) { return leaky_relu_grad(v, gate, slope); }
 };
 
 constexpr int kNT = 4;

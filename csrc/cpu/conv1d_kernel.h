@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../pointwise.h"
 #include "conv1d_params.h"
 
 namespace vocoder_ext::cpu {
@@ -61,8 +62,7 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
       const S s = p.slope;
       for (int64_t j = 0; j < lo; ++j) ar[j] = S(0);
       for (int64_t j = lo; j < hi; ++j) {
-        const S v = src[j];
-        ar[j] = v > S(0) ? v : v * s;
+        ar[j] = leaky_relu(src[j], s);
       }
       for (int64_t j = hi; j < row; ++j) ar[j] = S(0);
     }
@@ -125,8 +125,8 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
               for (int64_t i = 0; i < cnt; ++i) {
                 const int64_t at = off + (t + i) * p.y_step;
                 S r = tmp[i];
-                if (p.tanh_out) r = std::tanh(r);
-                if (p.gate) r = p.gate[at] > S(0) ? r : r * p.gate_slope;
+                if (p.tanh_out) r = vx_tanh(r);
+                if (p.gate) r = leaky_relu_grad(r, p.gate[at], p.gate_slope);
                 if (p.residual) r += p.residual[roff + (t + i) * p.y_step];
                 p.y[at] = r;
               }

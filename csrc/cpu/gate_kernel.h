@@ -1,5 +1,6 @@
 // WaveGlow's gate over rows of time, forward and backward, for any vector type V (see vec_math.h;
-// V::tanh and V::sigmoid are the vector math or, in the scalar builds, libm's).
+// V::tanh and V::sigmoid are the vector math or, in the scalar builds, libm's; the formulas are
+// pointwise.h's, shared with the CUDA kernels).
 //   forward:  acts = t * s,  t = tanh(a[:C]), s = sigmoid(a[C:])
 //   backward: grad_a[:C] = g * s * (1 - t^2),  grad_a[C:] = g * t * s * (1 - s)   (and acts, if asked)
 // The gate is recomputed from a, never stored. Row tails shorter than a vector go through a small
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../pointwise.h"
 #include "gate_params.h"
 
 namespace vocoder_ext::cpu {
@@ -19,12 +21,12 @@ static inline void gate_vector(const typename V::Scalar* at, const typename V::S
                                typename V::Scalar* gs) {
   using R = typename V::Reg;
   const R t = V::tanh(V::loadu(at)), s = V::sigmoid(V::loadu(as));
-  if (acts) V::storeu(acts, V::mul(t, s));
+  if (acts) V::storeu(acts, gate(t, s));
   if (g) {
-    const R gv = V::loadu(g), one = V::set1(1);
-    const R gsv = V::mul(gv, s);
-    V::storeu(gt, V::mul(gsv, V::sub(one, V::mul(t, t))));
-    V::storeu(gs, V::mul(V::mul(gsv, t), V::sub(one, s)));
+    R grad_t, grad_s;
+    gate_grad(V::loadu(g), t, s, grad_t, grad_s);
+    V::storeu(gt, grad_t);
+    V::storeu(gs, grad_s);
   }
 }
 

@@ -7,6 +7,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../checks.h"
+
 #include <algorithm>
 #include <tuple>
 
@@ -14,18 +16,6 @@ namespace vocoder_ext::cpu {
 namespace {
 
 constexpr int64_t kChunk = 2048;  // time steps per task: c rows of it stay in L1
-
-void check_inputs(const at::Tensor& x, const at::Tensor& weight) {
-  TORCH_CHECK(x.dim() == 3, "invertible_conv1x1: x must be [B, c, T], got shape ", x.sizes());
-  const int64_t c = x.size(1);
-  TORCH_CHECK(weight.sizes() == at::IntArrayRef({c, c, 1}), "invertible_conv1x1: weight must be [", c, ", ", c,
-              ", 1], got shape ", weight.sizes());
-  for (const at::Tensor* t : {&x, &weight}) {
-    TORCH_CHECK(t->device().is_cpu(), "invertible_conv1x1 (CPU kernel): got a tensor on ", t->device());
-    TORCH_CHECK(at::isFloatingType(t->scalar_type()), "invertible_conv1x1: expected floating-point tensors, got ",
-                t->scalar_type());
-  }
-}
 
 at::ScalarType compute_dtype(const at::Tensor& a, const at::Tensor& b) {
   return a.scalar_type() == at::kDouble || b.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
@@ -59,7 +49,7 @@ at::Tensor apply(const at::Tensor& m, const at::Tensor& x) {
 
 std::tuple<at::Tensor, at::Tensor> invertible_conv1x1_cpu(const at::Tensor& x, const at::Tensor& weight,
                                                           bool reverse) {
-  check_inputs(x, weight);
+  checks::check_invertible_conv1x1(c10::DeviceType::CPU, x, weight);
   const at::ScalarType ct = compute_dtype(x, weight);
   const at::Tensor w = weight.select(2, 0).to(ct).contiguous();
   const at::Tensor log_det = std::get<1>(at::linalg_slogdet(w)) * double(x.size(0) * x.size(2));
@@ -75,7 +65,7 @@ std::tuple<at::Tensor, at::Tensor> invertible_conv1x1_cpu(const at::Tensor& x, c
 std::tuple<at::Tensor, at::Tensor> invertible_conv1x1_backward_cpu(const at::Tensor& grad_out,
                                                                    const at::Tensor& grad_log_det, const at::Tensor& x,
                                                                    const at::Tensor& weight, bool reverse) {
-  check_inputs(x, weight);
+  checks::check_invertible_conv1x1(c10::DeviceType::CPU, x, weight);
   TORCH_CHECK(grad_out.sizes() == x.sizes() && grad_out.device().is_cpu(),
               "invertible_conv1x1_backward: grad_out must be a CPU tensor shaped like x ", x.sizes(), ", got ",
               grad_out.sizes(), " on ", grad_out.device());

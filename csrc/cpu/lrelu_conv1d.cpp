@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "../checks.h"
+#include "../pointwise.h"
+
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -11,34 +14,6 @@
 
 namespace vocoder_ext::cpu {
 namespace {
-
-void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                  int64_t dilation, const std::optional<at::Tensor>& residual, std::string_view epilogue) {
-  TORCH_CHECK(x.dim() == 3, "lrelu_conv1d: x must be [B, C_in, T], got shape ", x.sizes());
-  TORCH_CHECK(weight.dim() == 3 && weight.size(1) == x.size(1),
-              "lrelu_conv1d: weight must be [C_out, ", x.size(1), ", K], got shape ", weight.sizes());
-  TORCH_CHECK(weight.size(2) % 2 == 1, "lrelu_conv1d: 'same' padding needs an odd kernel size, got K=", weight.size(2));
-  TORCH_CHECK(dilation >= 1, "lrelu_conv1d: dilation must be >= 1, got ", dilation);
-  TORCH_CHECK(x.scalar_type() == weight.scalar_type(), "lrelu_conv1d: weight dtype ", weight.scalar_type(),
-              " differs from x dtype ", x.scalar_type());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "lrelu_conv1d: expected a floating-point x, got ", x.scalar_type());
-  TORCH_CHECK(epilogue == "none" || epilogue == "tanh", "lrelu_conv1d: epilogue must be 'none' or 'tanh', got '",
-              std::string(epilogue), "'");
-  for (const at::Tensor* t : {&x, &weight}) TORCH_CHECK(t->device().is_cpu(), "lrelu_conv1d (CPU kernel): got a tensor on ", t->device());
-  if (bias) {
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), "lrelu_conv1d: bias must be [", weight.size(0),
-                "], got shape ", bias->sizes());
-    TORCH_CHECK(bias->scalar_type() == x.scalar_type() && bias->device().is_cpu(), "lrelu_conv1d: bias must be a CPU ",
-                x.scalar_type(), " tensor, got ", bias->scalar_type(), " on ", bias->device());
-  }
-  if (residual) {
-    TORCH_CHECK(residual->sizes() == at::IntArrayRef({x.size(0), weight.size(0), x.size(2)}),
-                "lrelu_conv1d: residual must be [", x.size(0), ", ", weight.size(0), ", ", x.size(2), "], got shape ",
-                residual->sizes());
-    TORCH_CHECK(residual->scalar_type() == x.scalar_type() && residual->device().is_cpu(),
-                "lrelu_conv1d: residual must be a CPU ", x.scalar_type(), " tensor");
-  }
-}
 
 // y = [tanh](conv(leaky(x, slope), w) + bias) * leaky'(gate) + residual, all contiguous, in the
 // compute dtype (float or double). w is [C_out, C_in, K], contiguous; `flip` reverses its taps.
@@ -80,7 +55,7 @@ at::Tensor prepared(const at::Tensor& t, at::ScalarType dtype) { return t.to(dty
 at::Tensor lrelu_conv1d_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                             int64_t dilation, double slope, const std::optional<at::Tensor>& residual,
                             std::string_view epilogue) {
-  check_inputs(x, weight, bias, dilation, residual, epilogue);
+  checks::check_lrelu_conv1d(c10::DeviceType::CPU, x, weight, bias, dilation, residual, epilogue);
   const at::ScalarType ct = compute_dtype(x.scalar_type());
   const at::Tensor xc = prepared(x, ct), wc = prepared(weight, ct);
   const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
@@ -93,7 +68,7 @@ at::Tensor lrelu_conv1d_cpu(const at::Tensor& x, const at::Tensor& weight, const
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
     const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
     int64_t dilation, double slope, std::string_view epilogue) {
-  check_inputs(x, weight, bias, dilation, std::nullopt, epilogue);
+  checks::check_lrelu_conv1d(c10::DeviceType::CPU, x, weight, bias, dilation, std::nullopt, epilogue);
   TORCH_CHECK(grad_out.sizes() == at::IntArrayRef({x.size(0), weight.size(0), x.size(2)}),
               "lrelu_conv1d_backward: grad_out must be [", x.size(0), ", ", weight.size(0), ", ", x.size(2),
               "], got shape ", grad_out.sizes());
@@ -105,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
   if (epilogue == "tanh") {  // recompute tanh's output instead of storing it
     const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
     const at::Tensor t = conv(xc, wc, false, bias ? &bc : nullptr, dilation, slope, nullptr, true, nullptr, 1.0);
-    g = g * (1 - t * t);
+    g = tanh_grad(g, t);
   }
   // d/dx: the same conv with transposed, flipped weights over g, times leaky'(x).
   at::Tensor grad_x = conv(g, wc.transpose(0, 1).contiguous(), true, nullptr, dilation, 1.0, nullptr, false, &xc, slope);

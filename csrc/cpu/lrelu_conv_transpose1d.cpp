@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "../checks.h"
+
 #include <optional>
 
 #include "conv1d_runner.h"
@@ -15,32 +17,10 @@
 namespace vocoder_ext::cpu {
 namespace {
 
-void check_inputs(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                  int64_t stride, int64_t padding) {
-  TORCH_CHECK(x.dim() == 3, "lrelu_conv_transpose1d: x must be [B, C_in, T], got shape ", x.sizes());
-  TORCH_CHECK(weight.dim() == 3 && weight.size(0) == x.size(1), "lrelu_conv_transpose1d: weight must be [",
-              x.size(1), ", C_out, K], got shape ", weight.sizes());
-  TORCH_CHECK(stride >= 1 && padding >= 0, "lrelu_conv_transpose1d: need stride >= 1 and padding >= 0, got ",
-              stride, " and ", padding);
-  TORCH_CHECK(x.scalar_type() == weight.scalar_type() && at::isFloatingType(x.scalar_type()),
-              "lrelu_conv_transpose1d: x and weight must share a floating dtype, got ", x.scalar_type(), " and ",
-              weight.scalar_type());
-  TORCH_CHECK(x.device().is_cpu() && weight.device().is_cpu(), "lrelu_conv_transpose1d (CPU kernel): got tensors on ",
-              x.device(), " and ", weight.device());
-  if (bias) {
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(1) && bias->scalar_type() == x.scalar_type() &&
-                    bias->device().is_cpu(),
-                "lrelu_conv_transpose1d: bias must be a CPU ", x.scalar_type(), " tensor of shape [", weight.size(1),
-                "], got ", bias->scalar_type(), " ", bias->sizes());
-  }
-  TORCH_CHECK((x.size(2) - 1) * stride - 2 * padding + weight.size(2) >= 1,
-              "lrelu_conv_transpose1d: no output for length ", x.size(2));
-}
-
 at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& weight,
                                       const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding,
                                       double slope) {
-  check_inputs(x, weight, bias, stride, padding);
+  checks::check_lrelu_conv_transpose1d(c10::DeviceType::CPU, x, weight, bias, stride, padding);
   const at::ScalarType ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor xc = x.to(ct).contiguous(), wc = weight.to(ct).contiguous();
   const at::Tensor bc = bias ? bias->to(ct).contiguous() : at::Tensor();

@@ -9,6 +9,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../checks.h"
+
 #include <algorithm>
 #include <optional>
 #include <vector>
@@ -19,37 +21,10 @@
 namespace vocoder_ext::cpu {
 namespace {
 
-void check_inputs(const at::Tensor& x, at::TensorList weights, at::TensorList biases, at::IntArrayRef dilations,
-                  int64_t group, const std::optional<at::Tensor>& accum) {
-  TORCH_CHECK(x.dim() == 3 && x.scalar_type() == at::kFloat && x.device().is_cpu(),
-              "resblock (CPU kernel): x must be a float32 CPU tensor [B, C, T], got ", x.scalar_type(), " ",
-              x.sizes(), " on ", x.device());
-  const int64_t n = static_cast<int64_t>(weights.size());
-  TORCH_CHECK(n > 0 && n == static_cast<int64_t>(biases.size()) && n == static_cast<int64_t>(dilations.size()),
-              "resblock: expected as many weights, biases and dilations, got ", weights.size(), ", ", biases.size(),
-              " and ", dilations.size());
-  TORCH_CHECK(group >= 1 && n % group == 0, "resblock: ", n, " convs do not split into groups of ", group);
-  const int64_t c = x.size(1), k = weights[0].size(-1);
-  TORCH_CHECK(k % 2 == 1, "resblock: 'same' padding needs an odd kernel size, got K=", k);
-  for (int64_t i = 0; i < n; ++i) {
-    TORCH_CHECK(weights[i].sizes() == at::IntArrayRef({c, c, k}) && weights[i].scalar_type() == at::kFloat &&
-                    weights[i].device().is_cpu(),
-                "resblock: weight ", i, " must be a float32 CPU tensor [", c, ", ", c, ", ", k, "], got ",
-                weights[i].scalar_type(), " ", weights[i].sizes());
-    TORCH_CHECK(biases[i].sizes() == at::IntArrayRef({c}) && biases[i].scalar_type() == at::kFloat &&
-                    biases[i].device().is_cpu(),
-                "resblock: bias ", i, " must be a float32 CPU tensor [", c, "], got ", biases[i].sizes());
-    TORCH_CHECK(dilations[i] >= 1, "resblock: dilation ", i, " must be >= 1, got ", dilations[i]);
-  }
-  if (accum) {
-    TORCH_CHECK(accum->sizes() == x.sizes() && accum->scalar_type() == at::kFloat && accum->device().is_cpu(),
-                "resblock: accum must be a float32 CPU tensor shaped like x ", x.sizes(), ", got ", accum->sizes());
-  }
-}
-
 at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorList biases, at::IntArrayRef dilations,
                         int64_t group, double slope, const std::optional<at::Tensor>& accum, double scale) {
-  check_inputs(x, weights, biases, dilations, group, accum);
+  checks::check_resblock(c10::DeviceType::CPU, x, weights, biases, dilations, group, accum);
+  TORCH_CHECK(x.scalar_type() == at::kFloat, "resblock (CPU kernel): x must be a float32 tensor, got ", x.scalar_type());
   const at::Tensor xc = x.contiguous();
   const at::Tensor ac = accum ? accum->contiguous() : at::Tensor();
   std::vector<at::Tensor> ws, bs;

@@ -16,6 +16,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "../checks.h"
+
 #include <algorithm>
 #include <optional>
 #include <tuple>
@@ -30,31 +32,6 @@ namespace {
 // Time steps per task: a pre-activation tile (2C rows) and the gate's output (C rows) next to the
 // conv's staged input stay within the L2 (1-2 MiB) at C = 256; a multiple of every ISA's block.
 constexpr int64_t kTile = 128;
-
-void check_inputs(const at::Tensor& audio, const at::Tensor& in_w, const at::Tensor& rs_w, int64_t dilation,
-                  bool last) {
-  TORCH_CHECK(audio.dim() == 3 && audio.size(2) >= 1, "wn_layer: audio must be [B, C, T] with T >= 1, got shape ",
-              audio.sizes());
-  TORCH_CHECK(at::isFloatingType(audio.scalar_type()) && audio.device().is_cpu(),
-              "wn_layer (CPU kernel): audio must be a floating-point CPU tensor, got ", audio.scalar_type(), " on ",
-              audio.device());
-  const int64_t c = audio.size(1);
-  TORCH_CHECK(in_w.dim() == 3 && in_w.size(0) == 2 * c && in_w.size(1) == c && in_w.size(2) % 2 == 1,
-              "wn_layer: in_weight must be [", 2 * c, ", ", c, ", K] with K odd, got shape ", in_w.sizes());
-  const int64_t rows = last ? c : 2 * c;
-  TORCH_CHECK(rs_w.sizes() == at::IntArrayRef({rows, c, 1}), "wn_layer: rs_weight must be [", rows, ", ", c,
-              ", 1], got shape ", rs_w.sizes());
-  for (const at::Tensor* w : {&in_w, &rs_w})
-    TORCH_CHECK(w->scalar_type() == audio.scalar_type() && w->device().is_cpu(), "wn_layer: weights must be CPU ",
-                audio.scalar_type(), " tensors like audio, got ", w->scalar_type(), " on ", w->device());
-  TORCH_CHECK(dilation >= 1, "wn_layer: dilation must be >= 1, got ", dilation);
-}
-
-void check_like(const char* name, const at::Tensor& t, const at::Tensor& audio, at::IntArrayRef shape) {
-  TORCH_CHECK(t.sizes() == shape && t.scalar_type() == audio.scalar_type() && t.device().is_cpu(), "wn_layer: ",
-              name, " must be a CPU ", audio.scalar_type(), " tensor of shape ", shape, ", got ", t.scalar_type(),
-              " ", t.sizes(), " on ", t.device());
-}
 
 // fp16/bf16 are computed in fp32 (rounded once at the end); fp32/fp64 in their own dtype.
 at::Tensor prepared(const at::Tensor& t, at::ScalarType ct) { return t.to(ct).contiguous(); }
@@ -168,11 +145,11 @@ Outputs forward(const at::Tensor& audio, const at::Tensor* skip, const at::Tenso
 Outputs wn_layer_cpu(const at::Tensor& audio, const std::optional<at::Tensor>& skip, const at::Tensor& cond,
                      const at::Tensor& in_weight, const at::Tensor& in_bias, const at::Tensor& rs_weight,
                      const at::Tensor& rs_bias, int64_t dilation, bool last, bool keep_preact) {
-  check_inputs(audio, in_weight, rs_weight, dilation, last);
-  check_like("cond", cond, audio, {audio.size(0), 2 * audio.size(1), audio.size(2)});
-  check_like("in_bias", in_bias, audio, {2 * audio.size(1)});
-  check_like("rs_bias", rs_bias, audio, {rs_weight.size(0)});
-  if (skip) check_like("skip", *skip, audio, audio.sizes());
+  checks::check_wn_layer(c10::DeviceType::CPU, audio, in_weight, rs_weight, dilation, last);
+  checks::check_wn_like(c10::DeviceType::CPU, "cond", cond, audio, {audio.size(0), 2 * audio.size(1), audio.size(2)});
+  checks::check_wn_like(c10::DeviceType::CPU, "in_bias", in_bias, audio, {2 * audio.size(1)});
+  checks::check_wn_like(c10::DeviceType::CPU, "rs_bias", rs_bias, audio, {rs_weight.size(0)});
+  if (skip) checks::check_wn_like(c10::DeviceType::CPU, "skip", *skip, audio, audio.sizes());
   const at::ScalarType dt = audio.scalar_type(), ct = dt == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor a = prepared(audio, ct), cd = prepared_cond(cond, ct), iw = prepared(in_weight, ct),
                    ib = prepared(in_bias, ct), rw = prepared(rs_weight, ct), rb = prepared(rs_bias, ct);
@@ -265,12 +242,12 @@ Grads backward(const at::Tensor& grad_audio, const at::Tensor& grad_skip, const 
 Grads wn_layer_backward_cpu(const at::Tensor& grad_audio, const at::Tensor& grad_skip, const at::Tensor& audio,
                             const at::Tensor& preact, const at::Tensor& in_weight, const at::Tensor& rs_weight,
                             int64_t dilation, bool last) {
-  check_inputs(audio, in_weight, rs_weight, dilation, last);
+  checks::check_wn_layer(c10::DeviceType::CPU, audio, in_weight, rs_weight, dilation, last);
   TORCH_CHECK(preact.numel() > 0, "wn_layer_backward: preact is empty: the forward must run with keep_preact=True "
               "(vocoder_ext.ops.wn_layer sets it whenever a gradient is needed)");
-  check_like("preact", preact, audio, {audio.size(0), 2 * audio.size(1), audio.size(2)});
-  check_like("grad_audio", grad_audio.to(audio.scalar_type()), audio, audio.sizes());
-  check_like("grad_skip", grad_skip.to(audio.scalar_type()), audio, audio.sizes());
+  checks::check_wn_like(c10::DeviceType::CPU, "preact", preact, audio, {audio.size(0), 2 * audio.size(1), audio.size(2)});
+  checks::check_wn_like(c10::DeviceType::CPU, "grad_audio", grad_audio.to(audio.scalar_type()), audio, audio.sizes());
+  checks::check_wn_like(c10::DeviceType::CPU, "grad_skip", grad_skip.to(audio.scalar_type()), audio, audio.sizes());
   const at::ScalarType dt = audio.scalar_type(), ct = dt == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor ga = prepared(grad_audio, ct), gs = prepared(grad_skip, ct), a = prepared(audio, ct),
                    pa = prepared(preact, ct), iw = prepared(in_weight, ct), rw = prepared(rs_weight, ct);

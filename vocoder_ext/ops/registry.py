@@ -1,6 +1,6 @@
 """One way to register a fused op: `FusedOp(name, reference=..., fake=..., ...)`.
 
-The op's schema (and `<name>_backward`'s, if it has one) is defined in C++ (csrc/ops.cpp), so the
+The op's schema (and `<name>_backward`'s, if it has one) is defined in C++ (csrc/schemas.h), so the
 registrations below happen only when vocoder_ext._C is loaded; without it, calling the FusedOp runs the
 reference. What one call does:
 - the reference becomes the op's default kernel on every device (CompositeExplicitAutograd); compiled
@@ -10,15 +10,20 @@ reference. What one call does:
   `backward(ctx, backward_kernel, *grads)` (one grad per output) returns one gradient per input, where
   `backward_kernel` is `torch.ops.vocoder_ext.<name>_backward` (or, on the interpreted Triton path, the
   Triton backward);
-- CUDA kernels in Python, when Triton is installed: `triton_forward` / `triton_backward` (same
-  signatures as the schemas, importing vocoder_ext.kernels lazily), each raced once per shape against
-  the reference (cuDNN + eager) by runtime.autotune;
+- on CUDA tensors, a Python kernel that runs the candidates autotune chose per shape (runtime.autotune
+  times each once): our CUDA C++ kernel (csrc/cuda, registered by _C; kept here as a handle, since this
+  Python kernel takes its dispatch key), `triton_forward` / `triton_backward` when Triton is installed
+  (same signatures as the schemas, importing vocoder_ext.kernels lazily), and the reference (cuDNN +
+  eager). VOCODER_EXT_BACKEND=cuda|triton runs that one alone. Without Python (libtorch, AOTInductor),
+  the C++ kernel is what the CUDA key runs;
 - `runtime.backend.declare`, so backend choice, `vocoder_ext.backends()` and `info` know the op.
 
 Calling the FusedOp dispatches: Triton on CPU tensors (VOCODER_EXT_BACKEND=triton under
 TRITON_INTERPRET=1, how the tests run the GPU kernels without a GPU), else the registered op (one graph
 node for torch.compile), else the reference. Input checks and autocast stay in the op's public wrapper.
 """
+import warnings
+
 import torch
 
 from ..runtime import autotune, backend, extension
@@ -40,6 +45,7 @@ class FusedOp:
         self.backward = backward
         self.triton_forward, self.triton_backward = triton_forward, triton_backward
         self._interpreted = None
+        self.cpp_cuda = {}  # {op name: the CUDA C++ kernel (torch.library.get_kernel), for the chooser}
         backend.declare(name, triton=triton_forward is not None, chain_of=chain_of)
         if extension.loaded:
             self._register(fake, backward_fake)
@@ -57,12 +63,13 @@ class FusedOp:
             return self.op(*args)
         return self.reference(*args)
 
-    # ---- the CUDA kernels: Triton, or cuDNN + eager where autotune measured that faster ------------
+    # ---- the CUDA kernels: CUDA C++, Triton or cuDNN + eager, whichever autotune measured fastest ------
     def cuda_forward(self, *args):
-        return _tuned(self.name, self.triton_forward, self.reference, args)
+        return _tuned(self.name, self.cpp_cuda.get(self.name), self.triton_forward, self.reference, args)
 
     def cuda_backward(self, *args):
-        return _tuned(self.name + "_backward", self.triton_backward, self.backward_reference, args)
+        name = self.name + "_backward"
+        return _tuned(name, self.cpp_cuda.get(name), self.triton_backward, self.backward_reference, args)
 
     def _register(self, fake, backward_fake):
         lib = f"vocoder_ext::{self.name}"
@@ -72,12 +79,23 @@ class FusedOp:
             torch.library.impl(lib + "_backward", "CompositeExplicitAutograd")(self.backward_reference)
             torch.library.register_fake(lib + "_backward")(backward_fake)
         torch.library.register_autograd(lib, self._autograd_backward, setup_context=self.setup_context)
-        if self.triton_forward is not None and backend.triton_installed():  # kernels imported on first call
-            torch.library.impl(lib, "CUDA")(self.cuda_forward)
-            backend.PYTHON_CUDA_KERNELS.add(self.name)
-            if self.triton_backward is not None:
-                torch.library.impl(lib + "_backward", "CUDA")(self.cuda_backward)
-                backend.PYTHON_CUDA_KERNELS.add(self.name + "_backward")
+        triton = self.triton_forward is not None and backend.triton_installed()  # kernels imported on first call
+        self._register_cuda(self.name, self.cuda_forward, triton)
+        if self.backward_reference is not None:
+            self._register_cuda(self.name + "_backward", self.cuda_backward, triton and self.triton_backward is not None)
+
+    def _register_cuda(self, name, chooser, triton):
+        """Puts the chooser on `name`'s CUDA key where it has a candidate besides the reference."""
+        lib = f"vocoder_ext::{name}"
+        if torch._C._dispatch_has_kernel_for_dispatch_key(lib, "CUDA") and name not in backend.PYTHON_CUDA_KERNELS:
+            self.cpp_cuda[name] = torch.library.get_kernel(lib, "CUDA")
+            backend.CPP_CUDA_KERNELS.add(name)
+        if name not in self.cpp_cuda and not triton:
+            return
+        with warnings.catch_warnings():  # replacing _C's CUDA kernel is the point: we keep its handle
+            warnings.filterwarnings("ignore", message=".*[Oo]verrid")
+            torch.library.impl(lib, "CUDA")(chooser)
+        backend.PYTHON_CUDA_KERNELS.add(name)
 
     def _autograd_backward(self, ctx, *grads):
         if self.backward is None:
@@ -107,9 +125,24 @@ class FusedOp:
         return self._interpreted
 
 
-def _tuned(name, triton_fn, reference, args):
-    candidates = {"triton": lambda: triton_fn(*args), "eager": lambda: reference(*args)}
+def _tuned(name, cpp_kernel, triton_fn, reference, args):
+    """Runs `name` on CUDA tensors with the candidate autotune chose (or the one forced)."""
     device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    candidates = {}
+    if triton_fn is not None and backend.triton_problem(name.removesuffix("_backward"), device.type) is None:
+        candidates["triton"] = lambda: triton_fn(*args)
+    if cpp_kernel is not None and device.type == "cuda":
+        keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
+        candidates["cuda"] = lambda: cpp_kernel.call_boxed(keys, *args)
+    want = backend.requested()
+    if want == "eager":  # reached through a compiled graph; FusedOp.__call__ skips the op otherwise
+        return reference(*args)
+    if want in ("cuda", "triton"):
+        if want not in candidates:
+            raise RuntimeError(f"VOCODER_EXT_BACKEND={want} cannot serve {name} on {device.type} tensors: "
+                               f"{backend.why_not(name, want, device.type)}")
+        return candidates[want]()
+    candidates["eager"] = lambda: reference(*args)
     return candidates[autotune.choose(name, _shape_key(name, args), candidates, device)]()
 
 

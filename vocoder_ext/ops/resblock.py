@@ -4,9 +4,9 @@ x [B, C, T]; weights: n convs [C, C, K] (K odd, same for all); biases: n x [C]; 
 group: convs per residual (2 = ResBlock1's pairs, 1 = ResBlock2). Each conv is preceded by
 leaky-ReLU. Returns accum + scale * block(x) (accum optional), [B, C, T].
 
-The fused kernel is inference-only; with gradients required, or where recomputing each tile's
-halo costs more than the memory passes it saves (wide channels, long kernels), the block runs as a
-chain of lrelu_conv1d ops (each with its own fused backward).
+The fused kernels are inference-only; with gradients required, or where recomputing each tile's
+halo costs more than the memory passes it saves (wide channels, long kernels; CPU), the block runs as
+a chain of lrelu_conv1d ops (each with its own fused backward).
 """
 import torch
 
@@ -73,11 +73,13 @@ def resblock(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=
     _check(x, weights, biases, dilations, group, accum)
     tensors = [x, *weights, *biases] + ([accum] if accum is not None else [])
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    # The whole-block kernel is C++ (CPU); elsewhere, and on the Triton backend, the block is the chain of
-    # lrelu_conv1d ops, each on its own kernel.
-    if (not needs_grad and x.dtype == torch.float32 and x.device.type == "cpu" and backend.requested() != "triton"
-            and _fused_block_pays(x.shape[1], weights[0].shape[-1], dilations)
-            and backend.use_registered_op("resblock", x.device.type)):
+    # The whole-block kernels: C++ on CPU; on CUDA tensors with the CUDA C++ backend forced, its chain
+    # of fused launches (MRF sum included). Elsewhere -- under auto on a GPU each conv of the chain gets
+    # its own per-shape choice of kernel -- the block is the chain of lrelu_conv1d ops.
+    cpu_block = (x.dtype == torch.float32 and x.device.type == "cpu" and backend.requested() != "triton"
+                 and _fused_block_pays(x.shape[1], weights[0].shape[-1], dilations))
+    cuda_block = x.device.type == "cuda" and backend.requested() == "cuda"
+    if not needs_grad and (cpu_block or cuda_block) and backend.use_registered_op("resblock", x.device.type):
         return OP.op(x, weights, biases, dilations, group, float(slope), accum, float(scale))
     return _chain(lrelu_conv1d, x, weights, biases, dilations, group, slope, accum, scale)
 

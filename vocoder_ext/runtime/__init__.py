@@ -14,8 +14,10 @@ def backends():
             try:
                 served, why = backend.resolve(op, dev)
                 report[op][dev] = served if why is None else f"{served} ({why})"
-                if served == "triton" and dev == "cuda" and backend.requested() == "auto" and autotune.enabled():
-                    report[op][dev] = "triton, or cuDNN + eager where autotune measured it faster"
+                if dev == "cuda" and served != "eager" and backend.requested() == "auto" and autotune.enabled():
+                    found = backend.cuda_candidates(op)
+                    report[op][dev] = (f"{', '.join(found[:-1])} or cuDNN + eager, whichever autotune measured "
+                                       f"fastest per shape (default {found[0]})")
             except RuntimeError as e:
                 report[op][dev] = f"unavailable ({e})"
     return report

@@ -1,16 +1,17 @@
-"""Per-shape choice on the GPU: the fused Triton kernel, or cuDNN's conv + eager elementwise ops.
+"""Per-shape choice on the GPU: our CUDA C++ kernel, the Triton kernel, or cuDNN's conv + eager ops.
 
-The Triton kernels win where the elementwise passes they fuse dominate (small batch, few channels, long
+The fused kernels win where the elementwise passes they fuse dominate (small batch, few channels, long
 audio) and may lose to cuDNN on large GEMM-like shapes. So with VOCODER_EXT_BACKEND=auto, the first
-call of an op at a new (op, shape, dtype, device) times both candidates on the real inputs and keeps the
-faster. The choice is persisted in a JSON file under the user's cache directory, so a shape is timed
+call of an op at a new (op, shape, dtype, device) times every candidate on the real inputs and keeps the
+fastest. The choice is persisted in a JSON file under the user's cache directory, so a shape is timed
 once per machine, GPU, torch and triton version, not once per process.
 
 - Cache file: $VOCODER_EXT_CACHE_DIR/autotune.json, else $XDG_CACHE_HOME/vocoder_ext/autotune.json, else
   ~/.cache/vocoder_ext/autotune.json. Written atomically (merged with what is on disk, so processes
   sharing it lose nothing but a concurrent first measurement). A file that cannot be read is reported
   once and replaced by the next choice.
-- VOCODER_EXT_AUTOTUNE=0 turns the choice off: the fused kernel always runs.
+- VOCODER_EXT_AUTOTUNE=0 turns the choice off: the first fused kernel (Triton where installed, else
+  CUDA C++) always runs.
 - `vocoder_ext.backends()["autotune"]` says whether it is on, where the file is and how many choices it
   holds.
 
@@ -148,6 +149,29 @@ def measure(fn, device):
     return statistics.median(samples)
 
 
+# How far a candidate may stray from the reference (relative to the reference's peak) before it is
+# called wrong: loose enough for any summation order, tight enough to catch a broken kernel.
+AGREEMENT = {torch.float16: 3e-2, torch.bfloat16: 6e-2}
+AGREEMENT_DEFAULT = 1e-3
+
+
+def disagreement(got, want):
+    """Why a candidate's outputs `got` are not the reference's `want`, or None."""
+    got, want = [v if isinstance(v, (tuple, list)) else (v,) for v in (got, want)]
+    for i, (g, w) in enumerate(zip(got, want)):
+        if not isinstance(w, torch.Tensor):
+            continue
+        if g.shape != w.shape or g.dtype != w.dtype:
+            return f"output {i} is {g.dtype} {tuple(g.shape)}, the reference's {w.dtype} {tuple(w.shape)}"
+        if w.numel() == 0:
+            continue
+        peak = w.abs().max().item()
+        err = (g.double() - w.double()).abs().max().item()
+        if not err <= AGREEMENT.get(w.dtype, AGREEMENT_DEFAULT) * max(peak, 1e-6):  # NaN fails too
+            return f"output {i} differs from the reference by {err:.3g} (its peak {peak:.3g})"
+    return None
+
+
 def _capturing(device):
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
@@ -160,6 +184,8 @@ def choose(op, shape_key, candidates, device):
     while a CUDA graph is being captured (no timing is possible then). Otherwise a stored choice is
     reused, or every candidate is timed now (`measure`) and the fastest is stored. A candidate that
     raises is left out of the choice (its error is stored); if all raise, the default's error propagates.
+    Where the reference is a candidate ("eager"), every other one must first agree with its result on
+    these inputs (`disagreement`), or it is left out with a warning: a fast wrong kernel never wins.
     """
     default = next(iter(candidates))
     if not enabled() or requested() != "auto":
@@ -172,8 +198,15 @@ def choose(op, shape_key, candidates, device):
         if _capturing(device):
             return default
         timings, errors = {}, {}
+        expected = candidates["eager"]() if "eager" in candidates else None
         for name, fn in candidates.items():
             try:
+                why = None if expected is None or name == "eager" else disagreement(fn(), expected)
+                if why is not None:
+                    errors[name] = f"wrong result: {why}"
+                    _warn_once((op, name, shape_key), f"the {name} kernel of {op} gave a wrong result for "
+                                                      f"{shape_key} ({why}); not using it for that shape")
+                    continue
                 timings[name] = measure(fn, device)
             except Exception as e:  # noqa: BLE001 -- a candidate that cannot run is not chosen
                 errors[name] = f"{type(e).__name__}: {e}"[:300]
@@ -192,7 +225,7 @@ def choose(op, shape_key, candidates, device):
 def status():
     """One line for vocoder_ext.backends()."""
     if not enabled():
-        return "off (VOCODER_EXT_AUTOTUNE=0): CUDA ops always run the fused Triton kernel"
+        return "off (VOCODER_EXT_AUTOTUNE=0): CUDA ops always run the first fused kernel (Triton, else CUDA C++)"
     path = cache_path()
-    return (f"on: each new CUDA (op, shape, dtype) times Triton vs cuDNN + eager once; "
+    return (f"on: each new CUDA (op, shape, dtype) times CUDA C++, Triton and cuDNN + eager once; "
             f"{len(_read_file(path))} choices in {path}")

@@ -4,7 +4,8 @@ Backends: "cpp" (csrc/cpu, CPU tensors), "cuda" (csrc/cuda, CUDA tensors), "trit
 CUDA tensors; CPU tensors too under TRITON_INTERPRET=1, which is how the tests run it), "eager" (the
 op's *_ref, plain PyTorch, the ground truth).
 `VOCODER_EXT_BACKEND=auto|cpp|cuda|triton|eager` forces one; `auto` (default) takes the fastest
-available for the device. A forced backend that cannot serve raises; `auto` falling back to the
+available for the device: on CPU the C++ kernel; on CUDA, per shape, whichever of the CUDA C++
+kernel, the Triton kernel and the reference (cuDNN + eager) runtime.autotune measured fastest. A forced backend that cannot serve raises; `auto` falling back to the
 eager reference warns once per (op, device type) saying why.
 """
 import functools
@@ -23,7 +24,8 @@ _KERNEL_BACKEND = {"cpu": "cpp", "cuda": "cuda"}  # compiled kernels registered 
 OPS = []  # every fused op's name
 TRITON_OPS = set()  # ops with their own Triton kernels (vocoder_ext.kernels)
 TRITON_CHAINS = {}  # op -> the op it runs as a chain of where it has no kernel of its own (on Triton)
-PYTHON_CUDA_KERNELS = set()  # ops whose CUDA dispatch key holds a Python (Triton) kernel, not a compiled one
+PYTHON_CUDA_KERNELS = set()  # ops whose CUDA dispatch key holds the Python chooser (ops.registry), not _C's kernel
+CPP_CUDA_KERNELS = set()  # ops (and backward ops) with a CUDA C++ kernel in _C, kept as a handle by the chooser
 _warned = set()
 
 
@@ -48,7 +50,7 @@ def requested():
 def _has_compiled_kernel(op, device_type):
     key = _DISPATCH_KEY.get(device_type)
     if device_type == "cuda" and op in PYTHON_CUDA_KERNELS:
-        return False
+        return op in CPP_CUDA_KERNELS
     return (extension.loaded and key is not None
             and torch._C._dispatch_has_kernel_for_dispatch_key(f"vocoder_ext::{op}", key))
 
@@ -81,7 +83,25 @@ def _why_no_kernel(op, device_type):
         return f"C++ extension not loaded: {extension.load_error}"
     if device_type not in _KERNEL_BACKEND:
         return f"no kernels exist for device type {device_type!r}"
-    return f"vocoder_ext._C has no {_DISPATCH_KEY[device_type]} kernel for {op} yet"
+    if device_type == "cuda" and not torch.backends.cuda.is_built():
+        return "vocoder_ext._C was built without CUDA (torch has no CUDA)"
+    return f"vocoder_ext._C has no {_DISPATCH_KEY[device_type]} kernel for {op} (built without CUDA: VOCODER_EXT_CUDA=0 or no nvcc)"
+
+
+def why_not(op, backend, device_type):
+    """Why `backend` ("cuda" or "triton") cannot serve `op` on `device_type` tensors."""
+    if backend == "triton":
+        return triton_problem(op.removesuffix("_backward"), device_type) or "no Triton kernel"
+    if device_type != "cuda":
+        return f"the CUDA C++ kernels take CUDA tensors, got {device_type}"
+    return _why_no_kernel(op, device_type)
+
+
+def cuda_candidates(op):
+    """The backends auto chooses among for `op` on CUDA tensors, in autotune's order of default."""
+    found = [name for name, ok in (("triton", triton_problem(op, "cuda") is None),
+                                   ("cuda", _has_compiled_kernel(op, "cuda"))) if ok]
+    return found + ["eager"]
 
 
 def resolve(op, device_type):
@@ -90,15 +110,14 @@ def resolve(op, device_type):
     if want == "eager":
         return "eager", "forced by VOCODER_EXT_BACKEND=eager"
     if want == "auto":
+        if device_type == "cuda":
+            found = cuda_candidates(op)
+            if len(found) > 1:
+                return found[0], None
+            return "eager", f"{_why_no_kernel(op, device_type)}; Triton: {triton_problem(op, device_type)}"
         if _has_compiled_kernel(op, device_type):
             return _KERNEL_BACKEND[device_type], None
-        why = _why_no_kernel(op, device_type)
-        if device_type == "cuda":
-            triton_why = triton_problem(op, device_type)
-            if triton_why is None:
-                return "triton", None
-            why = f"{why}; Triton: {triton_why}"
-        return "eager", why
+        return "eager", _why_no_kernel(op, device_type)
     if want in ("cpp", "cuda"):
         if _KERNEL_BACKEND.get(device_type) != want:
             raise RuntimeError(f"VOCODER_EXT_BACKEND={want} cannot serve {op} on {device_type} tensors "

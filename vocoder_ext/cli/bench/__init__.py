@@ -19,7 +19,9 @@ OUT/bench.json (with the settings and the machine):
 
 --static runs none of these, only the static GPU resource report of the Triton kernels (registers,
 shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
-ptxas -v; no GPU needed): OUT/static.md and OUT/static.json, see vocoder_ext/cli/bench/static.py.
+ptxas -v; no GPU needed), then of the CUDA C++ kernels (per kernel instance and --cuda-archs arch, from
+nvcc -Xptxas -v; and which archs, kernels and PTX the installed _C holds): OUT/static.md and
+OUT/static.json, see vocoder_ext/cli/bench/static.py and static_cuda.py.
 
 --waveglow runs none of these, only the WaveGlow tables (NVIDIA's config, --waveglow-channels, default 256):
 its ops alone (wn_layer, conditioning, affine_coupling, invertible_conv1x1; eager reference vs fused op: ms,
@@ -28,8 +30,8 @@ torch.compile of it, fused: x real-time, GFLOP/s), one training step with peak m
 the fp16/bf16 error: OUT/bench_waveglow.md and OUT/bench_waveglow.json, see vocoder_ext/cli/bench/waveglow.py.
 
 --device cuda runs none of these, only the end-to-end inference table on a GPU (eager, torch.compile
-reduce-overhead, fused on Triton; fp32 and fp16): OUT/bench_cuda.md and OUT/bench_cuda.json, see
-vocoder_ext/cli/bench/cuda.py.
+reduce-overhead, fused, and cuda = the fused model with VOCODER_EXT_BACKEND=cuda; fp32 and fp16):
+OUT/bench_cuda.md and OUT/bench_cuda.json, see vocoder_ext/cli/bench/cuda.py.
 
 How it times: every engine first runs --warmup times (torch.compile compiles then; that time is kept
 in the JSON as `first_call_s`, never in the medians). Then come --repeats rounds; each round runs every
@@ -38,8 +40,9 @@ alike. Round r feeds input r mod --inputs (a few different random inputs of the 
 shows medians; the JSON has every sample. Timings are wall clock (time.perf_counter) on the CPU.
 
 The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
-gan), cuda.py (--device cuda), static.py + static_compile.py (--static), waveglow.py + waveglow_ops.py,
-waveglow_infer.py, waveglow_train.py, waveglow_common.py (--waveglow); options.py holds the
+gan), cuda.py + cuda_markdown.py + forced.py (--device cuda), static.py + static_compile.py (--static,
+Triton) + static_cuda.py, static_cuda_parse.py, static_cuda_binary.py (--static, CUDA C++), waveglow.py +
+waveglow_ops.py, waveglow_infer.py, waveglow_train.py, waveglow_common.py (--waveglow); options.py holds the
 settings and timing.py the helpers they all share (timing discipline, machine info, Markdown).
 """
 import datetime
@@ -50,7 +53,7 @@ import torch
 from ...models.config import resolve_config
 from ...runtime import backends
 from ...runtime.backend import OPS
-from ..common import write_outputs
+from ..common import UserError, write_outputs
 from . import cuda, waveglow
 from .inference import ENGINES, QUICK_ENGINES, e2e_section, render_e2e
 from .ops import ops_section, render_ops
@@ -71,7 +74,8 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, and the threads of "
                                                           "ONNX Runtime and OpenVINO (default: 2)")
     p.add_argument("--engines", help=f"comma-separated subset of {','.join(ENGINES)} for the e2e table; with "
-                                     f"--waveglow, of eager,compile,fused (default: all; with --quick: "
+                                     f"--waveglow, of eager,compile,fused; with --device cuda, of "
+                                     f"{','.join(cuda.CUDA_ENGINES)} (default: all; with --quick: "
                                      f"{','.join(QUICK_ENGINES)})")
     p.add_argument("--op-batch", type=int, default=1, help="batch size B of the op shapes (default: 1)")
     p.add_argument("--train-batch", type=int, help=f"training-step batch (default: {FULL['train_batch']})")
@@ -87,13 +91,17 @@ def add_arguments(p):
     only.add_argument("--static", action="store_true",
                       help="only the static GPU resource report of the Triton kernels (registers, shared "
                            "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
-                           "needed): OUT/static.md and OUT/static.json (vocoder_ext/cli/bench/static.py)")
+                           "needed) and of the CUDA C++ kernels (nvcc -Xptxas -v per --cuda-archs, and what "
+                           "the installed _C holds): OUT/static.md and OUT/static.json "
+                           "(vocoder_ext/cli/bench/static.py, static_cuda.py)")
     only.add_argument("--waveglow", action="store_true",
                       help=f"only the WaveGlow tables: its ops eager vs fused, inference (--seconds, default "
                            f"{waveglow.DEFAULT_SECONDS:g}) nvidia-equivalent eager vs torch.compile vs fused, a "
                            f"training step with peak memory, and the fp16/bf16 error: OUT/bench_waveglow.md and "
                            f".json (vocoder_ext/cli/bench/waveglow.py)")
     waveglow.add_arguments(p)  # --waveglow-channels, --waveglow-batches, --waveglow-train-batch/-samples
+    p.add_argument("--cuda-archs", help="with --static: the archs the CUDA C++ kernels are compiled for, "
+                                        "comma-separated (default: 80,86,89,90; sm_90, 9.0 and 90a also do)")
     p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
@@ -104,6 +112,8 @@ def add_arguments(p):
 
 
 def run(args):
+    if getattr(args, "cuda_archs", None) is not None and not getattr(args, "static", False):
+        raise UserError("--cuda-archs only applies to --static (the archs its CUDA C++ kernels are compiled for)")
     if getattr(args, "device", "cpu") != "cpu":  # the GPU table: vocoder_ext/cli/bench/cuda.py
         cuda.run_cuda(args)
         return
@@ -111,7 +121,12 @@ def run(args):
         # Imported here, not at the top: the static report's child process, `python -m vocoder_ext.cli.bench.static`,
         # imports this package first, and runpy warns when a package has already imported the module it runs.
         from .static import run_static
-        run_static(args.out)
+        from .static_cuda import DEFAULT_ARCHS, parse_archs
+        try:
+            cuda_archs = parse_archs(args.cuda_archs) if getattr(args, "cuda_archs", None) else DEFAULT_ARCHS
+        except ValueError as e:
+            raise UserError(f"--cuda-archs: {e}") from None
+        run_static(args.out, cuda_archs=cuda_archs)
         return
     settings = resolve_settings(args)
     if getattr(args, "waveglow", False) and args.seconds is None and not args.quick:

@@ -2,13 +2,17 @@
 
 One table, on stdout and in OUT/bench_cuda.md, with every raw sample in OUT/bench_cuda.json (settings,
 GPU, machine, versions, which backend serves each fused op on CUDA): the generator (weight norm removed,
-eval, no autograd) per config, batch size and dtype, for three engines:
+eval, no autograd) per config, batch size and dtype, for four engines:
 
   eager    HiFiGAN(h, fused=False): PyTorch layers (cuDNN convolutions)
   compile  torch.compile(eager model, mode="reduce-overhead", dynamic=False): inductor + CUDA graphs;
            for fp16 it compiles the half model
-  fused    HiFiGAN(h, fused=True): the registered ops, served on CUDA tensors by the Triton kernels
-           (or whatever vocoder_ext.backends() names in its cuda column)
+  fused    HiFiGAN(h, fused=True): the registered ops, served on CUDA tensors by whatever
+           vocoder_ext.backends() names in its cuda column (VOCODER_EXT_BACKEND as set; auto: per shape,
+           the fastest of the CUDA C++ kernels, the Triton kernels and cuDNN + eager)
+  cuda     the same fused model with VOCODER_EXT_BACKEND=cuda for each call (forced.py): vocoder_ext._C's
+           CUDA C++ kernels, no fallback. Where they cannot serve the model's ops (an extension built
+           without CUDA kernels, a CPU device), its rows say why instead of numbers
 
 fp16 = model.half() fed half mels. Columns: median ms, x real-time (audio seconds / wall seconds), kHz
 (output samples per second / 1000), speedup vs eager, max abs difference vs eager's output (same dtype,
@@ -43,19 +47,22 @@ from ...models.hifigan import HiFiGAN
 from ...runtime import backends
 from ...runtime.backend import OPS
 from ..common import DEFAULT_SAMPLING_RATE, UserError, package_version, write_outputs
+from . import forced
+from .cuda_markdown import render_markdown
 from .inference import compiled_engine as cpu_compiled_engine, inference
 from .options import resolve_settings
-from .timing import (config_name, fmt, frames_for, load_average, log, machine_info, round_robin,
-                     table, versions, warm_up)
+from .timing import config_name, frames_for, load_average, log, machine_info, round_robin, versions, warm_up
 
-CUDA_ENGINES = ("eager", "compile", "fused")
+CUDA_ENGINES = ("eager", "compile", "fused", "cuda")
+FORCED_ENGINES = {"cuda": "cuda"}  # engine -> the backend it forces on the fused model
+HIFIGAN_OPS = ("lrelu_conv_transpose1d", "resblock", "lrelu_conv1d")  # what HiFiGAN(fused=True) calls
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CUDA_MIN_WARMUP = 3  # reduce-overhead: compile + warm-up run, CUDA graph recording, a first replay
 # Defaults of the GPU table (--quick: tiny sizes, for a smoke run), each unless given.
 FULL = {"configs": "v1,v2,v3", "batches": "1,8", "seconds": 10.0, "repeats": 20, "dtypes": "fp32,fp16",
         "engines": ",".join(CUDA_ENGINES)}
 QUICK = {"configs": "v2", "batches": "1", "seconds": 0.2, "repeats": 2, "dtypes": "fp32,fp16",
-         "engines": "eager,fused"}
+         "engines": "eager,fused,cuda"}
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
 NO_CUDA = "no CUDA device"
 
@@ -64,8 +71,10 @@ def add_arguments(p):
     """The GPU bench's own options (the bench package's add_arguments adds them to `bench`)."""
     p.add_argument("--device", default="cpu", type=_device_name,
                    help="cpu: the CPU benchmark (default); cuda or cuda:N: instead, only the end-to-end inference "
-                        "table on that GPU, engines eager, torch.compile(mode='reduce-overhead') and fused "
-                        f"(Triton), defaults --configs {FULL['configs']} --batches {FULL['batches']} "
+                        "table on that GPU, engines eager, torch.compile(mode='reduce-overhead'), fused "
+                        "(VOCODER_EXT_BACKEND as set: auto picks per shape) and cuda (the fused model with "
+                        f"VOCODER_EXT_BACKEND=cuda: the CUDA C++ kernels), defaults --configs {FULL['configs']} "
+                        f"--batches {FULL['batches']} --engines {FULL['engines']} "
                         f"--repeats {FULL['repeats']} --dtypes {FULL['dtypes']}, --warmup at least "
                         f"{CUDA_MIN_WARMUP}; writes OUT/bench_cuda.md and OUT/bench_cuda.json "
                         "(vocoder_ext/cli/bench/cuda.py)")
@@ -117,10 +126,14 @@ def resolve_cuda_settings(args):
     for name in ("configs", "batches", "seconds", "repeats", "engines"):
         if getattr(shared, name) is None:
             setattr(shared, name, defaults[name])
-    s = resolve_settings(shared)
-    if not set(s["engines"]) <= set(CUDA_ENGINES):
+    engines = list(dict.fromkeys(e.strip() for e in shared.engines.split(",") if e.strip()))
+    if not engines or not set(engines) <= set(CUDA_ENGINES):
         raise UserError(f"--engines: with --device {args.device}, expected a comma-separated subset of "
                         f"{','.join(CUDA_ENGINES)}, got {shared.engines!r}")
+    if "eager" not in engines:
+        engines.insert(0, "eager")  # the reference every other engine is compared with
+    shared.engines = "eager"  # checked here: the CPU bench's engine list has no cuda
+    s = resolve_settings(shared) | {"engines": engines}
     text = args.dtypes if args.dtypes is not None else defaults["dtypes"]
     dtypes = {d.strip() for d in text.split(",") if d.strip()}
     if not dtypes or not dtypes <= set(DTYPES):
@@ -161,6 +174,10 @@ def run_report(configs, settings, device):
               "settings": settings, "device": device_info(device), "machine": machine_info(),
               "versions": {**versions(), "triton": package_version("triton")},
               "backends": {op: backends()[op][device.type] for op in OPS},
+              "forced_backends": {engine: {"backend": FORCED_ENGINES[engine],
+                                           "served_by": forced.served_by(FORCED_ENGINES[engine], device.type,
+                                                                         HIFIGAN_OPS)}
+                                  for engine in settings["engines"] if engine in FORCED_ENGINES},
               "load_average": {"start": load_average()}}
     report["e2e"] = e2e_rows(configs, settings, device)
     report["load_average"]["end"] = load_average()
@@ -187,13 +204,13 @@ def e2e_rows(configs, settings, device):
                     f"({settings['seconds']:g} s of audio per item)")
                 inputs = [m.to(device, DTYPES[dtype]) for m in mels]
                 skips = _cudagraph_skips()
-                engines = make_engines(settings["engines"], *models[dtype], device)
+                engines, unavailable = make_engines(settings["engines"], *models[dtype], device)
                 outputs, first_call, failed, timings = time_engines(engines, inputs, settings, device)
                 if dtype == "fp32" and "eager" in outputs:
                     fp32_reference = outputs["eager"]
                 case = {"config": name, "batch": batch, "dtype": dtype, "frames": frames}
                 for row in case_rows(case, settings["engines"], outputs, first_call, failed, timings, sampling_rate,
-                                     fp32_reference):
+                                     fp32_reference, unavailable):
                     if row["engine"] == "compile" and device.type == "cuda":
                         row["cudagraph_skips"] = _cudagraph_skips() - skips
                     rows.append(row)
@@ -206,8 +223,9 @@ def e2e_rows(configs, settings, device):
 
 
 def make_engines(names, eager_model, fused_model, device):
-    """-> {engine: fn(mel) -> audio} for eager, compile and fused."""
-    engines = {}
+    """-> ({engine: fn(mel) -> audio} for eager, compile, fused and cuda, {engine: "unavailable: why"} for a
+    forced-backend engine whose backend cannot serve the model's ops on this device)."""
+    engines, unavailable = {}, {}
     for name in names:
         if name == "eager":
             engines[name] = inference(eager_model)
@@ -215,9 +233,16 @@ def make_engines(names, eager_model, fused_model, device):
             engines[name] = inference(fused_model)
         elif name == "compile":
             engines[name] = compiled_engine(eager_model, device)
+        elif name in FORCED_ENGINES:
+            why = forced.problem(FORCED_ENGINES[name], device.type, HIFIGAN_OPS)
+            if why is None:
+                engines[name] = forced.engine(inference(fused_model), FORCED_ENGINES[name])
+            else:
+                unavailable[name] = f"unavailable: {why}"
+                log(f"  {name} {unavailable[name]}")
         else:
             raise ValueError(f"not an engine of the GPU table: {name!r}")
-    return engines
+    return engines, unavailable
 
 
 def compiled_engine(model, device):
@@ -282,8 +307,10 @@ def cuda_round_robin(engines, inputs, repeats, device):
     return samples
 
 
-def case_rows(case, names, outputs, first_call, failed, timings, sampling_rate, fp32_reference):
-    """One row per engine of one (config, batch, dtype) case, derived numbers from the medians."""
+def case_rows(case, names, outputs, first_call, failed, timings, sampling_rate, fp32_reference, unavailable=None):
+    """One row per engine of one (config, batch, dtype) case, derived numbers from the medians.
+    failed: {engine: the error its warm-up raised}; unavailable: {engine: its status, never run}."""
+    unavailable = unavailable or {}
     samples = outputs["eager"].numel() if "eager" in outputs else None
     eager_s = statistics.median(timings["eager"]["seconds"]) if "eager" in timings else None
     rows = []
@@ -299,6 +326,8 @@ def case_rows(case, names, outputs, first_call, failed, timings, sampling_rate, 
                        max_abs_diff_vs_fp32_eager=(out - fp32_reference).abs().max().item()
                        if fp32_reference is not None else None,
                        first_call_s=first_call[engine], **timings[engine])
+        elif engine in unavailable:
+            row["status"] = unavailable[engine]
         elif engine in failed:
             row["status"] = f"failed: {failed[engine]}"
         else:
@@ -325,71 +354,3 @@ def device_info(device):
                     tf32={"cudnn": torch.backends.cudnn.allow_tf32,
                           "matmul": torch.backends.cuda.matmul.allow_tf32})
     return info
-
-
-# ---- Markdown -------------------------------------------------------------------------------
-def render_markdown(report):
-    s, d, m, v = report["settings"], report["device"], report["machine"], report["versions"]
-    if d["type"] == "cuda":
-        gpu = (f"- GPU: {d['name']} (cuda:{d['index']}), compute capability {d['capability'][0]}.{d['capability'][1]}, "
-               f"{d['memory_gib']:.0f} GiB, {d['multiprocessors']} SMs; CUDA {d['torch_cuda']}, cuDNN {d['cudnn']} "
-               f"(benchmark mode {'on' if d['cudnn_benchmark'] else 'off'}); TF32 "
-               f"{'on' if d['tf32']['cudnn'] else 'off'} in cuDNN, {'on' if d['tf32']['matmul'] else 'off'} in matmuls")
-        timer = ("CUDA events around each call (device synchronized before and after); the JSON also has the "
-                 "synchronized wall time of each sample")
-    else:
-        gpu = f"- device: {d['type']} (no GPU: the path the tests exercise)"
-        timer = "wall clock (time.perf_counter)"
-    warmup = f"{s['warmup']} warm-up run(s)" + (f" (--warmup {s['warmup_asked']} raised to the minimum)"
-                                                 if s.get("warmup_asked", s["warmup"]) != s["warmup"] else "")
-    lines = [
-        "# vocoder_ext GPU benchmark",
-        "",
-        f"- command: `{report['command']}`",
-        f"- date: {report['date']}",
-        gpu,
-        f"- host CPU (launches the kernels): {m['cpu']}, {m['logical_cpus']} logical CPUs; {m['platform']}",
-        (f"- versions: vocoder_ext {v['vocoder_ext']}, torch {v['torch']}, "
-         f"triton {v['triton'] or 'not installed'}, python {m['python']}"),
-        f"- fused ops served on {d['type']} by: " + "; ".join(f"{op}: {b}" for op, b in report["backends"].items()),
-        (f"- timing: median of {s['repeats']} samples after {warmup}; engines interleaved round-robin within "
-         f"each repeat; {s['inputs']} different random inputs of each shape used in turn; {timer}"),
-        "",
-        render_e2e(report["e2e"], s, d["type"]),
-    ]
-    return "\n".join(lines)
-
-
-def render_e2e(rows, s, device_type):
-    body, skipped = [], []
-    for r in rows:
-        engine = r["engine"]
-        if r.get("cudagraph_skips"):
-            engine += "*"
-            skipped.append(f"{r['config']} batch {r['batch']} {r['dtype']}")
-        if r["status"] == "ok":
-            body.append([r["config"], r["batch"], r["dtype"], engine, fmt(1e3 * r["median_s"]),
-                         fmt(r["x_realtime"]), fmt(r["khz"]), fmt(r["speedup_vs_eager"]),
-                         fmt(r["max_abs_diff_vs_eager"], 2), fmt(r["first_call_s"])])
-        else:
-            body.append([r["config"], r["batch"], r["dtype"], engine, r["status"], "", "", "", "", ""])
-    compile_text = ("torch.compile(eager model, mode=\"reduce-overhead\", dynamic=False) under torch.no_grad() "
-                    "(inductor + CUDA graphs; for fp16/bf16 the half model is compiled)" if device_type == "cuda"
-                    else "torch.compile(eager model, inductor, freezing=True) under torch.no_grad()")
-    lines = [
-        f"## End to end on {device_type}: inference, {s['seconds']:g} s of audio per item",
-        "",
-        ("Weight norm removed, eval. eager = HiFiGAN(fused=False) and fused = HiFiGAN(fused=True) under "
-         f"torch.inference_mode(); compile = {compile_text}. fp16/bf16 = the model cast to that dtype, fed mels "
-         "of that dtype. x real-time = audio seconds (all items) / wall seconds; kHz = output samples per "
-         "second / 1000; max abs diff vs eager = against eager's output in the same dtype on the same input "
-         "(the JSON also has each output's max abs diff from eager fp32); first call = the first warm-up call "
-         "(compilation, CUDA graph capture, autotuning), not in the medians."),
-        "",
-        table(["config", "batch", "dtype", "engine", "median ms", "x real-time", "kHz", "speedup vs eager",
-               "max abs diff vs eager", "first call s"], body),
-    ]
-    if skipped:
-        lines += ["", "\\* inductor fell back from CUDA graphs for part of the model (the log says why; "
-                  "`cudagraph_skips` in the JSON): " + "; ".join(skipped)]
-    return "\n".join(lines)

@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 
+from . import static_cuda
 from .static_compile import DTYPES, TARGETS, _child_main
 
 # Per-job limit of the child process as a whole, in seconds per job (compile + ptxas), plus a floor.
@@ -137,8 +138,10 @@ def render_markdown(result):
     return "\n".join(parts)
 
 
-def run_static(out, **kwargs):
-    """`bench --static`: the report on stdout, and OUT/static.md + OUT/static.json."""
+def run_static(out, cuda_archs=static_cuda.DEFAULT_ARCHS, **kwargs):
+    """`bench --static`: the report on stdout, and OUT/static.md + OUT/static.json. The Triton part comes
+    first and its JSON keys stay where they were; the CUDA C++ kernels' part (static_cuda.py, compiled for
+    cuda_archs) follows as its own section and sits under the JSON's "cuda" key."""
     print("static report: compiling every kernel/variant/config/target ahead of time (no GPU) ...",
           file=sys.stderr, flush=True)
     kwargs.setdefault("progress", 20)
@@ -146,12 +149,20 @@ def run_static(out, **kwargs):
     result = report(**kwargs)
     markdown = render_markdown(result)
     print(markdown)
+    print(f"static report: compiling csrc/cuda/*.cu for {', '.join(cuda_archs)} (nvcc -Xptxas -v) ...",
+          file=sys.stderr, flush=True)
+    cuda_result = static_cuda.report(archs=cuda_archs)
+    cuda_markdown = static_cuda.render_markdown(cuda_result)
+    print("\n" + cuda_markdown)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "static.md"), "w") as f:
-        f.write(markdown + "\n")
+        f.write(markdown + "\n\n" + cuda_markdown + "\n")
     line, spilling, failed = summary(result)
+    cuda_line, cuda_spilling, cuda_failed = static_cuda.summary(cuda_result)
+    cuda_json = {**cuda_result, "summary": cuda_line, "n_spilling": len(cuda_spilling), "n_failed": len(cuda_failed)}
     with open(os.path.join(out, "static.json"), "w") as f:
-        json.dump({**result, "summary": line, "n_spilling": len(spilling), "n_failed": len(failed)}, f, indent=2)
+        json.dump({**result, "summary": line, "n_spilling": len(spilling), "n_failed": len(failed),
+                   "cuda": cuda_json}, f, indent=2)
         f.write("\n")
     print(f"\nwrote static.md and static.json to {out}", file=sys.stderr)
     return result
@@ -171,11 +182,17 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=1, help="parallel compile processes")
     p.add_argument("--progress", type=int, default=0, help="with --json: a progress line on stderr every N rows")
     p.add_argument("--ptxas", help="ptxas binary (default: $PTXAS, the CUDA toolkit's, or PATH)")
+    p.add_argument("--cuda-archs", default=",".join(static_cuda.DEFAULT_ARCHS),
+                   help="archs the CUDA C++ kernels (csrc/cuda/*.cu) are compiled for (not --json)")
     p.add_argument("--out", default=os.path.join("out", "bench"), help="folder for static.md/json (not --json)")
     args = p.parse_args(argv)
     if args.json:
         return _child_main(args)
-    run_static(args.out, first_config=args.first_config, targets=tuple(int(t) for t in args.targets.split(",")),
+    try:
+        cuda_archs = static_cuda.parse_archs(args.cuda_archs)
+    except ValueError as e:
+        p.error(str(e))
+    run_static(args.out, cuda_archs=cuda_archs, first_config=args.first_config, targets=tuple(int(t) for t in args.targets.split(",")),
                dtypes=tuple(args.dtypes.split(",")), kernels=args.kernels.split(",") if args.kernels else None,
                workers=args.workers, variant_per_kernel=args.variant_per_kernel, ptxas=args.ptxas)
     return 0
