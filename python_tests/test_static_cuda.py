@@ -1,7 +1,8 @@
-"""vocoder_ext.cli.bench.static_cuda (+ static_cuda_parse, static_cuda_binary): the CUDA C++ kernels'
-registers, spills, stack, shared and constant memory per arch from `nvcc -cubin -Xptxas -v`, and the
-cubins the installed extension holds. No GPU needed: the compile tests need nvcc, the extension test a
-CUDA build of _C and cuobjdump (requirements.txt: nvidia-cuda-cuobjdump); each skips with its reason.
+"""vocoder_ext.cli.bench.static_cuda (+ ptxas_log, static_cuda_parse, static_cuda_binary): the CUDA C++
+kernels' registers, spills, stack, shared and constant memory per arch from `nvcc -cubin -Xptxas -v`, and
+the cubins the installed extension holds (ptxas_log reads the Triton half's logs too). No GPU needed: the
+compile tests need nvcc, the extension test a CUDA build of _C and cuobjdump (requirements.txt:
+nvidia-cuda-cuobjdump); each skips with its reason.
 """
 import ast
 import json
@@ -13,96 +14,68 @@ import pytest
 from vocoder_ext.cli.bench import static as triton_static
 from vocoder_ext.cli.bench import static_cuda as S
 from vocoder_ext.cli.bench import static_cuda_binary as B
-from vocoder_ext.cli.bench.static_cuda_parse import demangle, parse_ptxas_log, split_demangled
+from vocoder_ext.cli.bench.ptxas_log import first_error, parse_ptxas_log
+from vocoder_ext.cli.bench.static_cuda_parse import demangle, split_demangled
 from vocoder_ext.cli.main import main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COMPILED_ARCHS = ("sm_80", "sm_90")  # the test's subset of the report's default archs: Ampere and Hopper
 
+
+def ptxas_properties(name, stack=0, stores=0, loads=0):
+    return (f"ptxas info    : Function properties for {name}\n"
+            f"    {stack} bytes stack frame, {stores} bytes spill stores, {loads} bytes spill loads\n")
+
+
+def ptxas_entry(name, arch, used, **frame):
+    """ptxas -v's lines for one entry function; `used` is the rest of its "Used N registers" line."""
+    return (f"ptxas info    : Compiling entry function '{name}' for '{arch}'\n" + ptxas_properties(name, **frame)
+            + f"ptxas info    : Used {used}\nptxas info    : Compile time = 2.957 ms\n")
+
+
 # ptxas 13.0 -v, sm_80: a kernel that spills (forced by -maxrregcount=32), one with static shared memory,
 # one whose stack is a non-inlined device function's (which ptxas lists after the entries).
-PTXAS_LOG = """\
-ptxas info    : Overriding maximum register limit 256 for '_Z12spill_kernelIfEvPKT_PS0_i' with  32 of maxrregcount option
-ptxas info    : 64 bytes gmem, 256 bytes cmem[3], 8 bytes cmem[4]
-ptxas info    : Compiling entry function '_Z12spill_kernelIfEvPKT_PS0_i' for 'sm_80'
-ptxas info    : Function properties for _Z12spill_kernelIfEvPKT_PS0_i
-    720 bytes stack frame, 936 bytes spill stores, 1260 bytes spill loads
-ptxas info    : Used 32 registers, used 0 barriers, 720 bytes cumulative stack size, 372 bytes cmem[0]
-ptxas info    : Compile time = 124.211 ms
-ptxas info    : Compiling entry function '_Z11conv_kernelIfLi7EEvPKT_S2_PS0_if' for 'sm_80'
-ptxas info    : Function properties for _Z11conv_kernelIfLi7EEvPKT_S2_PS0_if
-    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
-ptxas info    : Used 20 registers, used 1 barriers, 1024 bytes smem, 384 bytes cmem[0]
-ptxas info    : Compile time = 2.957 ms
-ptxas info    : Compiling entry function '_Z2k1Pf1PILi100EE' for 'sm_80'
-ptxas info    : Function properties for _Z2k1Pf1PILi100EE
-    32 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
-ptxas info    : Used 32 registers, used 0 barriers, 32 bytes cumulative stack size, 760 bytes cmem[0], 8 bytes cmem[2]
-ptxas info    : Compile time = 2.091 ms
-ptxas info    : Function properties for _Z6helperPfi
-    8 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
-"""
+PTXAS_LOG = (
+    "ptxas info    : Overriding maximum register limit 256 for '_Z12spill_kernelIfEvPKT_PS0_i' with  32 of "
+    "maxrregcount option\n"
+    "ptxas info    : 64 bytes gmem, 256 bytes cmem[3], 8 bytes cmem[4]\n"
+    + ptxas_entry("_Z12spill_kernelIfEvPKT_PS0_i", "sm_80", "32 registers, used 0 barriers, 720 bytes cumulative "
+                  "stack size, 372 bytes cmem[0]", stack=720, stores=936, loads=1260)
+    + ptxas_entry("_Z11conv_kernelIfLi7EEvPKT_S2_PS0_if", "sm_80",
+                  "20 registers, used 1 barriers, 1024 bytes smem, 384 bytes cmem[0]")
+    + ptxas_entry("_Z2k1Pf1PILi100EE", "sm_80", "32 registers, used 0 barriers, 32 bytes cumulative stack size, "
+                  "760 bytes cmem[0], 8 bytes cmem[2]", stack=32)
+    + ptxas_properties("_Z6helperPfi", stack=8))
 
 # The same tools' sm_90 lines: ptxas 13 prints no cmem there.
-PTXAS_LOG_SM90 = """\
-ptxas info    : 0 bytes gmem
-ptxas info    : Compiling entry function '_Z11conv_kernelIfLi3EEvPKT_S2_PS0_if' for 'sm_90'
-ptxas info    : Function properties for _Z11conv_kernelIfLi3EEvPKT_S2_PS0_if
-    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
-ptxas info    : Used 16 registers, used 1 barriers, 1024 bytes smem
-"""
+PTXAS_LOG_SM90 = "ptxas info    : 0 bytes gmem\n" + ptxas_entry(
+    "_Z11conv_kernelIfLi3EEvPKT_S2_PS0_if", "sm_90", "16 registers, used 1 barriers, 1024 bytes smem")
 
+
+def fatbin_section(kind, arch, body, version="[1,8]"):
+    """One section of `cuobjdump --dump-resource-usage` on a library."""
+    return (f"\nFatbin {kind} code:\n================\narch = {arch}\ncode version = {version}\nhost = linux\n"
+            f"compile_size = 64bit\n{body}")
+
+
+def resource_usage(common, *functions):
+    """A cubin's resource usage (all that cuobjdump prints of a bare cubin); functions: (mangled, fields)."""
+    return (f"\nResource usage:\n Common:\n  {common}\n"
+            + "".join(f" Function {name}:\n  {fields} TEXTURE:0 SURFACE:0 SAMPLER:0\n" for name, fields in functions))
+
+
+ANON_KERNEL = "_ZN38_GLOBAL__N__445d6bb8_7_anon_cu__Z2goPf2akILi3EEEvPf"
+SM80_USAGE = resource_usage("GLOBAL:64 CONSTANT[3]:256",
+                            (ANON_KERNEL, "REG:168 STACK:0 SHARED:0 LOCAL:0 CONSTANT[0]:372"),
+                            ("_Z2skPf", "REG:20 STACK:16 SHARED:1024 LOCAL:0 CONSTANT[2]:8 CONSTANT[0]:384"))
 # `cuobjdump --dump-resource-usage` of a library built for sm_80 and sm_90 + PTX 9.0 (cuobjdump 13.5),
 # with the empty sm_75 cubin that a statically linked CUDA runtime brings.
-CUOBJDUMP_LIBRARY = """
-Fatbin elf code:
-================
-arch = sm_75
-code version = [1,8]
-host = linux
-compile_size = 64bit
-
-Resource usage:
- Common:
-  GLOBAL:0
-
-Fatbin elf code:
-================
-arch = sm_80
-code version = [1,8]
-host = linux
-compile_size = 64bit
-
-Resource usage:
- Common:
-  GLOBAL:64 CONSTANT[3]:256
- Function _ZN38_GLOBAL__N__445d6bb8_7_anon_cu__Z2goPf2akILi3EEEvPf:
-  REG:168 STACK:0 SHARED:0 LOCAL:0 CONSTANT[0]:372 TEXTURE:0 SURFACE:0 SAMPLER:0
- Function _Z2skPf:
-  REG:20 STACK:16 SHARED:1024 LOCAL:0 CONSTANT[2]:8 CONSTANT[0]:384 TEXTURE:0 SURFACE:0 SAMPLER:0
-
-Fatbin ptx code:
-================
-arch = sm_90
-code version = [9,0]
-host = linux
-compile_size = 64bit
-compressed
-ptxasOptions = 
-
-Fatbin elf code:
-================
-arch = sm_90
-code version = [1,8]
-host = linux
-compile_size = 64bit
-
-Resource usage:
- Common:
-  GLOBAL:0
- Function _Z2skPf:
-  REG:16 STACK:0 SHARED:2048 LOCAL:0 CONSTANT[0]:560 TEXTURE:0 SURFACE:0 SAMPLER:0
-"""
+CUOBJDUMP_LIBRARY = (
+    fatbin_section("elf", "sm_75", resource_usage("GLOBAL:0"))
+    + fatbin_section("elf", "sm_80", SM80_USAGE)
+    + fatbin_section("ptx", "sm_90", "compressed\nptxasOptions = \n", version="[9,0]")
+    + fatbin_section("elf", "sm_90", resource_usage(
+        "GLOBAL:0", ("_Z2skPf", "REG:16 STACK:0 SHARED:2048 LOCAL:0 CONSTANT[0]:560"))))
 
 SPILLING_CU = r"""
 #include "probe.h"
@@ -148,6 +121,14 @@ def test_parse_ptxas_log():
         functions={}, module=dict(gmem=None, cmem={}))
 
 
+def test_first_error_is_the_status_of_a_failed_compile():
+    log = "In file x.cu:\nx.cu(3): error: identifier \"y|z\" is undefined\n1 error detected\n"
+    assert first_error(log, 1) == 'x.cu(3): error: identifier "y/z" is undefined'  # "|" would split the table cell
+    assert first_error("ptxas fatal   : Unresolved extern function 'f'\n  \n", 255) == \
+        "ptxas fatal   : Unresolved extern function 'f'"
+    assert first_error("", 137) == "rc 137"
+
+
 @pytest.mark.parametrize("text, parts", [
     ("void conv_kernel<float, 3>(float const*, float const*, float*, int, float)",
      ("conv_kernel", "<float, 3>", "(float const*, float const*, float*, int, float)")),
@@ -189,13 +170,11 @@ def test_parse_resource_usage_of_a_library():
                                                    "SURFACE": 0, "SAMPLER": 0}
     assert sections[3]["functions"]["_Z2skPf"]["REG"] == 16
     # A bare cubin has no fatbin headers: one elf section of unknown arch.
-    bare = B.parse_resource_usage(CUOBJDUMP_LIBRARY[CUOBJDUMP_LIBRARY.index("Resource usage:", 200):
-                                                    CUOBJDUMP_LIBRARY.index("Fatbin ptx")])
-    assert [(s["kind"], s["arch"], sorted(s["functions"])) for s in bare] == [
-        ("elf", None, ["_Z2skPf", "_ZN38_GLOBAL__N__445d6bb8_7_anon_cu__Z2goPf2akILi3EEEvPf"])]
+    bare = B.parse_resource_usage(SM80_USAGE)
+    assert [(s["kind"], s["arch"], sorted(s["functions"])) for s in bare] == [("elf", None, ["_Z2skPf", ANON_KERNEL])]
     # An anonymous namespace's hashes differ between compiles of the same kernel (after an edit of its
     # file, with other flags); names compare without them, but with the file name.
-    assert B.normalize("_ZN38_GLOBAL__N__445d6bb8_7_anon_cu__Z2goPf2akILi3EEEvPf") == \
+    assert B.normalize(ANON_KERNEL) == \
         B.normalize("_ZN38_GLOBAL__N__5d10d669_7_anon_cu__Z2goPf2akILi3EEEvPf") != \
         "_ZN38_GLOBAL__N__5d10d669_7_anon_cu__Z2goPf2akILi3EEEvPf"
     kernel = "_ZN11vocoder_ext4cuda41_GLOBAL__N__{}_9_{}_cu_{}13conv1d_kernelIdEEvNS0_10ConvParamsEii"

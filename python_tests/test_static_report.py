@@ -23,13 +23,16 @@ ptxas info    : Used 96 registers, 1024 bytes smem, 400 bytes cmem[0]
 """
 
 
-def test_parse_ptxas_log():
-    parsed = C.parse_ptxas_log(PTXAS_SAMPLE)
-    assert parsed["_conv_kernel"] == dict(arch="sm_80", registers=255, smem_bytes=0, spill_stores=24,
-                                          spill_loads=12, stack_frame=16)
-    assert parsed["_other"] == dict(arch="sm_90a", registers=96, smem_bytes=1024, spill_stores=0,
-                                    spill_loads=0, stack_frame=0)
-    assert C.parse_ptxas_log("ptxas fatal   : Unresolved extern function") == {}
+def test_rows_take_the_kernels_numbers_from_the_ptxas_log():
+    """The Triton rows read ptxas's log with the CUDA C++ rows' parser (ptxas_log.py, tested in
+    test_static_cuda.py); what they take from it, per kernel."""
+    numbers = ("arch", "registers", "smem_bytes", "spill_stores", "spill_loads", "stack_frame")
+    conv = C.kernel_resources(PTXAS_SAMPLE, "_conv_kernel")
+    assert [conv[k] for k in numbers] == ["sm_80", 255, 0, 24, 12, 16]
+    other = C.kernel_resources(PTXAS_SAMPLE, "_other")
+    assert [other[k] for k in numbers] == ["sm_90a", 96, 1024, 0, 0, 0]
+    assert C.kernel_resources(PTXAS_SAMPLE, "_not_in_the_log") == conv
+    assert C.kernel_resources("ptxas fatal   : Unresolved extern function", "_conv_kernel") is None
 
 
 def test_variants_cover_every_kernel_constexpr():

@@ -1,14 +1,11 @@
-// CPU kernel of vocoder_ext::lrelu_conv_transpose1d (HiFi-GAN's upsampling layers).
-//
-// Polyphase: output o = j*stride + r only receives taps k = k0 + m*stride with
-// k0 = (r + padding) mod stride, from inputs t = j + c - m (c = (r + padding - k0) / stride).
-// So each phase r is a plain conv1d of M = ceil((K - k0) / stride) taps over the input, and runs
-// on the tiled conv1d kernel with a strided output. No zero-stuffing, no col2im pass.
+// CPU kernel of vocoder_ext::lrelu_conv_transpose1d (HiFi-GAN's upsampling layers): each phase of
+// the polyphase form (csrc/polyphase.h) runs on the tiled conv1d kernel with a strided output.
 // The backward stays on the eager reference (ATen's convolution_backward).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include "../checks.h"
+#include "../polyphase.h"
 
 #include <optional>
 
@@ -32,14 +29,12 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
   const at::Tensor wt = wc.transpose(0, 1).contiguous();
 
   for (int64_t r = 0; r < stride && r < t_out; ++r) {
-    const int64_t n = (t_out - r + stride - 1) / stride;  // outputs of this phase
-    const int64_t k0 = (r + padding) % stride, c = (r + padding - k0) / stride;
-    const int64_t taps = k0 < k ? (k - k0 + stride - 1) / stride : 0;
-    if (taps == 0) {  // no tap lands on this phase: bias only
-      at::Tensor phase = y.narrow(2, r, 1 + (n - 1) * stride).slice(2, 0, c10::nullopt, stride);
-      bias ? phase.copy_(bc.view({1, c_out, 1}).expand_as(phase)) : phase.zero_();
+    const Phase phase = transposed_conv_phase(r, stride, padding, k, t_out);
+    if (phase.taps == 0) {
+      fill_tapless_phase(y, r, stride, phase, bias ? std::optional<at::Tensor>(bc) : std::nullopt);
       continue;
     }
+    const int64_t k0 = phase.first_tap, taps = phase.taps;
     AT_DISPATCH_FLOATING_TYPES(ct, "vocoder_ext_lrelu_conv_transpose1d", [&] {
       Conv1dParamsT<scalar_t> p{};
       p.x = xc.const_data_ptr<scalar_t>();
@@ -54,8 +49,8 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
       p.k = taps;
       p.dilation = 1;
       p.t_in = p.x_row = t_in;
-      p.t_out = n;
-      p.pad = taps - 1 - c;
+      p.t_out = phase.outputs;
+      p.pad = phase.pad;
       p.y_row = t_out;
       p.y_off = r;
       p.y_step = stride;

@@ -1,14 +1,13 @@
 // CUDA kernels of vocoder_ext::lrelu_conv_transpose1d and its backward (torch glue).
 //
-// Forward, polyphase: output o = j * stride + r only receives taps k0 + m * stride, k0 = (r + padding)
-// mod stride, so each phase r is a plain conv1d of ceil((K - k0) / stride) taps over the input, written
-// with a strided output (see csrc/cpu/lrelu_conv_transpose1d.cpp). No zero-stuffing, no col2im.
+// Forward: each phase of the polyphase form (csrc/polyphase.h) is one conv1d launch with a strided output.
 // Backward: the input gradient is a strided conv of grad_out (times leaky'(x)), the weight gradient
 // one product of act(x) with grad_out's K shifted, strided copies.
 #include <optional>
 #include <tuple>
 
 #include "../checks.h"
+#include "../polyphase.h"
 #include "glue.h"
 
 namespace vocoder_ext::cuda {
@@ -25,14 +24,12 @@ at::Tensor lrelu_conv_transpose1d_cuda(const at::Tensor& x_in, const at::Tensor&
   const at::Tensor b = bias ? bias->to(acc_type(x)).contiguous() : at::Tensor();
   at::Tensor y = at::empty({batch, c_out, t_out}, x.options());
   for (int64_t r = 0; r < stride && r < t_out; ++r) {
-    const int64_t n = (t_out - r + stride - 1) / stride;  // outputs of this phase
-    const int64_t k0 = (r + padding) % stride, c = (r + padding - k0) / stride;
-    const int64_t taps = k0 < k ? (k - k0 + stride - 1) / stride : 0;
-    if (taps == 0) {  // no tap lands on this phase: bias only
-      at::Tensor phase = y.narrow(2, r, 1 + (n - 1) * stride).slice(2, 0, c10::nullopt, stride);
-      bias ? phase.copy_(bias->view({1, c_out, 1}).expand_as(phase)) : phase.zero_();
+    const Phase phase = transposed_conv_phase(r, stride, padding, k, t_out);
+    if (phase.taps == 0) {
+      fill_tapless_phase(y, r, stride, phase, bias);
       continue;
     }
+    const int64_t k0 = phase.first_tap, taps = phase.taps;
     // Tap u of the phase conv is weight[:, :, k0 + (taps - 1 - u) * stride].
     const at::Tensor index = at::arange(k0 + (taps - 1) * stride, k0 - 1, -stride, x.options().dtype(at::kLong));
     const at::Tensor packed = pack_taps(weight.index_select(2, index).permute({0, 2, 1}), x);
@@ -45,7 +42,7 @@ at::Tensor lrelu_conv_transpose1d_cuda(const at::Tensor& x_in, const at::Tensor&
     p.bias = bias ? b.const_data_ptr() : nullptr;
     p.y = y.mutable_data_ptr();
     p.y_batch = y.stride(0), p.y_row = y.stride(1), p.y_off = r, p.y_step = stride;
-    p.batch = batch, p.c_in = x.size(1), p.c_out = c_out, p.k = taps, p.pad = taps - 1 - c, p.t_out = n;
+    p.batch = batch, p.c_in = x.size(1), p.c_out = c_out, p.k = taps, p.pad = phase.pad, p.t_out = phase.outputs;
     launched(conv1d(p, stream()));
   }
   return y;

@@ -41,8 +41,9 @@ shows medians; the JSON has every sample. Timings are wall clock (time.perf_coun
 
 The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
 gan), cuda.py + cuda_markdown.py + forced.py (--device cuda), static.py + static_compile.py (--static,
-Triton) + static_cuda.py, static_cuda_parse.py, static_cuda_binary.py (--static, CUDA C++), waveglow.py +
-waveglow_ops.py, waveglow_infer.py, waveglow_train.py, waveglow_common.py (--waveglow); options.py holds the
+Triton) + static_cuda.py, static_cuda_parse.py, static_cuda_binary.py (--static, CUDA C++; ptxas_log.py
+for both), waveglow.py + waveglow_ops.py, waveglow_infer.py, waveglow_train.py, waveglow_common.py
+(--waveglow); options.py holds the
 settings and timing.py the helpers they all share (timing discipline, machine info, Markdown).
 """
 import datetime

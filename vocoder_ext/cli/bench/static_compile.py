@@ -1,9 +1,10 @@
 """The compiling half of the static GPU resource report (vocoder_ext/cli/bench/static.py): what to
 compile (each kernel's constexpr variants x operand dtypes x autotune configs x targets x input
-specializations), the ahead-of-time Triton compile of one combination, `ptxas -v` on its PTX and the
-parsing of ptxas's log. It runs in the report's child process (`python -m vocoder_ext.cli.bench.static
---json ...`, without TRITON_INTERPRET): `_child_main` prints the rows as JSON for the parent to read.
-Only the standard library is imported at the top; Triton and the kernel modules are imported in the child.
+specializations), the ahead-of-time Triton compile of one combination and `ptxas -v` on its PTX (whose
+log ptxas_log.py reads, as for the CUDA C++ kernels). It runs in the report's child process (`python -m
+vocoder_ext.cli.bench.static --json ...`, without TRITON_INTERPRET): `_child_main` prints the rows as
+JSON for the parent to read. Only the standard library (and ptxas_log.py, which needs nothing else) is
+imported at the top; Triton and the kernel modules are imported in the child.
 """
 import concurrent.futures
 import json
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from .ptxas_log import first_error, parse_ptxas_log
 
 TARGETS = (80, 90)
 # What Triton specializes a launch on: "generic" assumes nothing about the arguments; "contiguous" is
@@ -152,47 +155,30 @@ def jobs(kernel_modules, first_config_only=False, targets=TARGETS, dtypes=DTYPES
     return out
 
 
-# ------------------------------------------------------------------------------------- ptxas parsing
+# ------------------------------------------------------------------------------------------------ ptxas
 
-_ENTRY = re.compile(r"Compiling entry function '([^']+)' for '([^']+)'")
-_REGS = re.compile(r"Used (\d+) registers")
-_SMEM = re.compile(r"(\d+) bytes smem")
-_SPILL = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
-_STACK = re.compile(r"(\d+) bytes stack frame")
+def kernel_resources(log, name):
+    """The numbers of the entry `name` in a ptxas -v log (else of its first entry), as parse_ptxas_log
+    gives them; None where the log has no registers for it."""
+    kernels = {n: f for n, f in parse_ptxas_log(log)["functions"].items() if f["kind"] == "kernel"}
+    info = kernels.get(name) or next(iter(kernels.values()), None)
+    return info if info is not None and info["registers"] is not None else None
 
 
-def parse_ptxas_log(text):
-    """`ptxas -v` stderr -> {function: {arch, registers, smem_bytes, spill_stores, spill_loads, stack_frame}}.
-
-    smem_bytes is the static shared memory ptxas reports (0 when it prints none: Triton's kernels use
-    dynamic shared memory, see Triton's metadata.shared). Byte counts are per thread for spills/stack.
-    """
-    found = {}
-    starts = list(_ENTRY.finditer(text))
-    for i, m in enumerate(starts):
-        block = text[m.end():starts[i + 1].start() if i + 1 < len(starts) else len(text)]
-
-        def first(pattern, group=1, default=None):
-            hit = pattern.search(block)
-            return int(hit.group(group)) if hit else default
-
-        found[m.group(1)] = dict(arch=m.group(2), registers=first(_REGS), smem_bytes=first(_SMEM, default=0),
-                                 spill_stores=first(_SPILL, 1, 0), spill_loads=first(_SPILL, 2, 0),
-                                 stack_frame=first(_STACK, default=0))
-    return found
+def find_cuda_tool(name, env_var=None, extra=()):
+    """The CUDA toolkit binary `name`: $env_var, else CUDA_HOME's, CUDA_PATH's or /usr/local/cuda's, else
+    one of `extra`, else PATH's; None if none is an executable file. The CUDA C++ half finds nvcc and
+    cuobjdump this way too (static_cuda.py, static_cuda_binary.py)."""
+    candidates = [os.environ.get(env_var) if env_var else None]
+    candidates += [os.path.join(home, "bin", name) for home in
+                   (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda") if home]
+    candidates += [*extra, shutil.which(name)]
+    return next((p for p in candidates if p and os.path.isfile(p) and os.access(p, os.X_OK)), None)
 
 
 def find_ptxas():
     """$PTXAS, else the CUDA toolkit's (CUDA_HOME or /usr/local/cuda), else ptxas on PATH; None if none."""
-    candidates = [os.environ.get("PTXAS")]
-    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if home:
-            candidates.append(os.path.join(home, "bin", "ptxas"))
-    candidates.append(shutil.which("ptxas"))
-    for path in candidates:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
+    return find_cuda_tool("ptxas", "PTXAS")
 
 
 def ptxas_version(ptxas):
@@ -275,12 +261,10 @@ def _compile_one(job, ptxas):
             return row
     log = done.stderr + done.stdout
     if done.returncode != 0:
-        errors = [line for line in log.splitlines() if "error" in line.lower()] or log.splitlines()[-1:]
-        row["status"] = "ptxas failed: " + (errors[0][:200].replace("|", "/") if errors else f"rc {done.returncode}")
+        row["status"] = "ptxas failed: " + first_error(log, done.returncode)
         return row
-    parsed = parse_ptxas_log(log)
-    info = parsed.get(compiled.metadata.name) or next(iter(parsed.values()), None)
-    if info is None or info["registers"] is None:
+    info = kernel_resources(log, compiled.metadata.name)
+    if info is None:
         row["status"] = "ptxas log not understood"
         return row
     row.update(registers=info["registers"], ptxas_smem_bytes=info["smem_bytes"],

@@ -6,8 +6,8 @@ memory, constant memory. The source of truth is ptxas itself: each .cu is compil
 temporary folder, `nvcc -cubin -arch=sm_XX -Xptxas -v`, with the flags the build gives nvcc (setup.py's
 list plus torch's COMMON_NVCC_FLAGS, which cpp_extension prepends: its __CUDA_NO_HALF_OPERATORS__ and
 friends change which overloads the kernels call) and csrc/ as include folder, and its -v log parsed
-(static_cuda_parse.py, which also demangles the names). The archs compile in parallel (2 workers by
-default: the machines here have 2 cores).
+(ptxas_log.py, which reads the Triton half's logs too; static_cuda_parse.py demangles the names). The
+archs compile in parallel (2 workers by default: the machines here have 2 cores).
 
 ptxas 13 prints no cmem for sm_90 and newer, so where cuobjdump is found (static_cuda_binary.py) the
 constant memory of those rows is read from the very cubin ptxas just wrote, and that reader's registers
@@ -22,13 +22,14 @@ import concurrent.futures
 import glob
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
 
 from . import static_cuda_binary as binary
-from .static_cuda_parse import demangle, parse_ptxas_log, split_demangled
+from .ptxas_log import first_error, parse_ptxas_log
+from .static_compile import find_cuda_tool
+from .static_cuda_parse import demangle, split_demangled
 
 DEFAULT_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90")
 # What cpp_extension gives nvcc for a .cu of the build: torch's COMMON_NVCC_FLAGS (copied, not imported:
@@ -60,10 +61,7 @@ def parse_archs(spec):
 
 def find_nvcc():
     """The CUDA toolkit's nvcc (CUDA_HOME, CUDA_PATH, /usr/local/cuda), else PATH's; None if none."""
-    candidates = [os.path.join(home, "bin", "nvcc") for home in
-                  (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda") if home]
-    candidates.append(shutil.which("nvcc"))
-    return next((p for p in candidates if p and os.path.isfile(p) and os.access(p, os.X_OK)), None)
+    return find_cuda_tool("nvcc")
 
 
 def nvcc_version(nvcc):
@@ -85,12 +83,6 @@ def cuda_sources(root=ROOT):
 
 # ------------------------------------------------------------------------------------------- compiling
 
-def _first_error(log, rc):
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()] or lines[-1:]
-    return (errors[0] if errors else f"rc {rc}")[:200].replace("|", "/")
-
-
 def compile_one(source, arch, nvcc, flags, include_dirs, cuobjdump=None):
     """One .cu for one arch -> {source, arch, status, functions, module, wall_s} (ptxas -v parsed)."""
     job = dict(source=source, arch=arch, status="ok", functions={}, module={})
@@ -106,7 +98,7 @@ def compile_one(source, arch, nvcc, flags, include_dirs, cuobjdump=None):
             return job
         log = done.stderr + done.stdout
         if done.returncode != 0:
-            job["status"] = "compile failed: " + _first_error(log, done.returncode)
+            job["status"] = "compile failed: " + first_error(log, done.returncode)
             return job
         parsed = parse_ptxas_log(log)
         job.update(functions=parsed["functions"], module=parsed["module"])

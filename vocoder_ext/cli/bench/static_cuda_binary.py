@@ -12,8 +12,9 @@ import glob
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
+
+from .static_compile import find_cuda_tool
 
 _SECTION = re.compile(r"^Fatbin (elf|ptx) code:")
 _ARCH = re.compile(r"^arch = (\S+)")
@@ -44,19 +45,12 @@ def normalize(mangled):
 
 def find_cuobjdump():
     """$CUOBJDUMP, the CUDA toolkit's, the nvidia-cuda-cuobjdump wheel's, else PATH; None if none."""
-    candidates = [os.environ.get("CUOBJDUMP")]
-    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if home:
-            candidates.append(os.path.join(home, "bin", "cuobjdump"))
+    wheels = []
     spec = importlib.util.find_spec("nvidia")  # a namespace package: no __init__ to run
     for root in (spec.submodule_search_locations if spec and spec.submodule_search_locations else ()):
-        candidates += sorted(glob.glob(os.path.join(root, "cu*", "bin", "cuobjdump")), reverse=True)
-        candidates.append(os.path.join(root, "cuda_cuobjdump", "bin", "cuobjdump"))  # CUDA 12 wheels' layout
-    candidates.append(shutil.which("cuobjdump"))
-    for path in candidates:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
+        wheels += sorted(glob.glob(os.path.join(root, "cu*", "bin", "cuobjdump")), reverse=True)
+        wheels.append(os.path.join(root, "cuda_cuobjdump", "bin", "cuobjdump"))  # CUDA 12 wheels' layout
+    return find_cuda_tool("cuobjdump", "CUOBJDUMP", wheels)
 
 
 def _fields(line):
