@@ -92,3 +92,27 @@ def test_cpu_and_cuda_kernels_share_the_pointwise_math():
         assert re.search(rf"\b{name}\(", cuda), f"the CUDA kernels do not call {name}"
     for text in (cpu, cuda):  # the gate's derivative is written once
         assert "(1 - s)" not in text and "1 - t * t" not in text
+
+
+def test_the_chooser_calls_kernel_handles_with_every_argument_kind():
+    """The chooser calls _C's CUDA kernels through torch.library.get_kernel handles: checked here with
+    the CPU kernels' handles (no GPU), with None, lists, strings and tuple results."""
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)
+    x, ws, bs = torch.randn(1, 4, 20), [torch.randn(4, 4, 3) for _ in range(2)], [torch.randn(4) for _ in range(2)]
+    block = torch.library.get_kernel("vocoder_ext::resblock", "CPU").call_boxed(keys, x, ws, bs, [1, 3], 2, 0.1, None, 1.0)
+    torch.testing.assert_close(block, vocoder_ext.ops.resblock.__globals__["resblock_ref"](x, ws, bs, [1, 3], 2))
+    w, b = torch.randn(5, 4, 3), torch.randn(5)
+    y = torch.library.get_kernel("vocoder_ext::lrelu_conv1d", "CPU").call_boxed(keys, x, w, b, 2, 0.1, None, "tanh")
+    torch.testing.assert_close(y, torch.ops.vocoder_ext.lrelu_conv1d(x, w, b, 2, 0.1, None, "tanh"))
+    grads = torch.library.get_kernel("vocoder_ext::lrelu_conv1d_backward", "CPU").call_boxed(
+        keys, torch.randn_like(y), x, w, b, 2, 0.1, "tanh")
+    assert isinstance(grads, tuple) and [g.shape for g in grads] == [x.shape, w.shape, b.shape]
+
+
+@needs_cuda_build
+def test_forced_cuda_chooser_on_cpu_tensors_says_why(monkeypatch):
+    monkeypatch.setenv("VOCODER_EXT_BACKEND", "cuda")
+    conv_op = vocoder_ext.ops.lrelu_conv1d.__globals__["OP"]  # its chooser, as the CUDA key calls it
+    with pytest.raises(RuntimeError, match=re.escape("VOCODER_EXT_BACKEND=cuda cannot serve lrelu_conv1d on cpu "
+                                                     "tensors: the CUDA C++ kernels take CUDA tensors, got cpu")):
+        conv_op.cuda_forward(torch.randn(1, 4, 9), torch.randn(4, 4, 3), None, 1, 0.1, None, "none")
