@@ -49,5 +49,5 @@ setup(
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension},
     python_requires=">=3.10",
-    install_requires=["torch", "numpy", "soundfile", "tqdm"],
+    install_requires=["torch", "numpy", "soundfile", "tqdm", "safetensors", "pyyaml"],
 )

@@ -40,8 +40,20 @@ def latest_generator_file(folder):
 
 
 def read_generator_checkpoint(path, config=None, map_location="cpu"):
-    """-> (state_dict, config, format name). A folder resolves to its latest generator file. The config is as
+    """-> (state_dict, config, format name); see read_generator."""
+    return read_generator(path, config, map_location)[:3]
+
+
+def read_generator(path, config=None, map_location="cpu"):
+    """-> (state_dict, config, format name, features). Other toolkits' files and folders (Hugging Face,
+    SpeechBrain, NeMo, Coqui: checkpoint/toolkits) are recognised by their structure and read with their
+    own config, and `features` describes the input features they expect (None for the original's,
+    NVIDIA's and ours). Otherwise a folder resolves to its latest generator file, and the config is as
     found (a dict, or the path of the config.json beside the file) or as given: HiFiGAN(config) resolves it."""
+    toolkit = _toolkit_reading(path, map_location)
+    if toolkit is not None:
+        fmt, (sd, h, features) = toolkit
+        return sd, config if config is not None else h, fmt, features
     if os.path.isdir(path):
         path = latest_generator_file(path)
     ckpt = safe_load(path, map_location)
@@ -54,6 +66,10 @@ def read_generator_checkpoint(path, config=None, map_location="cpu"):
     elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()) and any("conv_pre" in k for k in ckpt):
         fmt, sd, h = "state_dict", ckpt, None
     else:
+        from .toolkits import coqui  # known by its contents: {"model": {"model_g.…": …}, "config": …}
+        if coqui.detect(path):
+            sd, h, features = coqui.read(path, map_location)
+            return sd, config if config is not None else h, "coqui", features
         raise CheckpointError(f"{path}: not a HiFi-GAN generator checkpoint (expected a 'generator' entry or a "
                               f"state dict; found keys {sorted(ckpt)[:10]})")
     if not isinstance(sd, dict):
@@ -66,7 +82,19 @@ def read_generator_checkpoint(path, config=None, map_location="cpu"):
             raise CheckpointError(f"{path} holds no config and there is no config.json beside it "
                                   f"({json_path}); pass config=... (or --config)")
         h = json_path
-    return sd, h, fmt
+    return sd, h, fmt, None
+
+
+def _toolkit_reading(path, map_location):
+    """(format name, reader's result) where `path` has a folder/archive toolkit's structure, else None."""
+    from .toolkits import huggingface, nemo, speechbrain  # imported on use: YAML and safetensors readers
+    for name, reader in (("huggingface", huggingface), ("speechbrain", speechbrain), ("nemo", nemo)):
+        if reader.detect(path):
+            result = reader.read(path, map_location)
+            if name == "speechbrain":
+                speechbrain.check_supported(result[1])
+            return name, result
+    return None
 
 
 # ---- state dict conversion ------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import ops
-from ..checkpoint import convert_generator_state_dict, read_generator_checkpoint, save_generator
+from ..checkpoint.hifigan import convert_generator_state_dict, read_generator, save_generator
 from .config import resolve_config
 from .layers import WNConv1d, remove_weight_norm
 from .mel_input import check_mel
@@ -95,6 +95,7 @@ class HiFiGAN(nn.Module):
         super().__init__()
         h = resolve_config(config)
         self.config, self.fused = h, fused
+        self.features = None  # another toolkit's input-feature description (from_pretrained), else None
         self.num_kernels = len(h["resblock_kernel_sizes"])
         self.num_upsamples = len(h["upsample_rates"])
         self.hop_length = 1
@@ -156,10 +157,15 @@ class HiFiGAN(nn.Module):
     @classmethod
     def from_pretrained(cls, path, fused=True, map_location="cpu", config=None, strict=True):
         """Load a generator checkpoint: the original's `g_XXXXXXXX` (config.json beside it), NVIDIA's
-        `hifigan_gen_checkpoint_*.pt`, or ours (`save_pretrained`). A folder picks its latest generator
-        file. `config` overrides the checkpoint's own (needed for a g_ file without config.json)."""
-        state_dict, h, _ = read_generator_checkpoint(path, config=config, map_location=map_location)
+        `hifigan_gen_checkpoint_*.pt`, ours (`save_pretrained`), or another toolkit's: a Hugging Face
+        SpeechT5HifiGan folder, a NeMo `.nemo` archive, a Coqui `model_file.pth` (recognised by structure;
+        SpeechBrain's reflect-padded generators are refused until the ops pad that way). A folder picks
+        its latest generator file. `config` overrides the checkpoint's own (needed for a g_ file without
+        config.json). `model.features` describes the input features another toolkit's model expects
+        (its mel front end, normalisation, inference padding); None for the original's format."""
+        state_dict, h, _, features = read_generator(path, config=config, map_location=map_location)
         model = cls(h, fused=fused)
+        model.features = features
         if any(k.endswith(".weight") and not k.endswith("parametrizations.weight") for k in state_dict
                if k.startswith("conv_pre")):
             model.remove_weight_norm()  # the checkpoint was saved without weight norm

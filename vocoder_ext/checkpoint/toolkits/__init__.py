@@ -1,0 +1,27 @@
+"""Readers for HiFi-GAN generators saved by other toolkits (issue 14). One module per toolkit, each with
+the same two functions and nothing run from the files (weights-only torch.load or safetensors):
+
+- huggingface.py: transformers `SpeechT5HifiGan` / `FastSpeech2ConformerHifiGan` folders
+  (config.json + model.safetensors or pytorch_model.bin).
+- coqui.py: Coqui TTS GAN vocoder checkpoints (`model_g.` keys, or the legacy unprefixed layout),
+  config from the checkpoint or the config.json (with `//` comments) beside it.
+- nemo.py, speechbrain.py: NeMo `.nemo` archives and SpeechBrain `generator.ckpt` (+ hyperparams.yaml);
+  both also have `check_supported(config)` (SpeechBrain's reflect padding is refused there).
+- layout.py: no reader; our generator's layout that every reader checks against: expected keys and shapes
+  from a config, weight-norm name normalisation, the architecture inferred from keys and shapes, and the
+  strict key check (one CheckpointError listing missing, unexpected and mis-shaped keys). The readers
+  import only it, never each other.
+
+Common interface:
+    detect(path) -> bool
+        True when `path` has the toolkit's on-disk structure (decided from contents, not the extension).
+    read(path, map_location="cpu") -> (state_dict, config, features)
+        state_dict: the generator's tensors under jik876 key names (`conv_pre`, `ups.{i}`,
+        `resblocks.{n}.convs1/convs2/convs.{m}`, `conv_post`), weight norm as stored
+        (`weight_g`/`weight_v`, or plain `weight`), as `read_generator_checkpoint` returns it;
+        config: a dict `HiFiGAN(config)` accepts (architecture from the weights' shapes and keys,
+        strides and dilations from the toolkit's config);
+        features: metadata describing the input features the toolkit's model expects (see each module).
+        Anything our generator math cannot reproduce exactly raises CheckpointError naming the file and
+        the key or config field.
+"""
