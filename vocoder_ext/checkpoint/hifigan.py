@@ -46,7 +46,7 @@ def read_generator_checkpoint(path, config=None, map_location="cpu"):
 
 def read_generator(path, config=None, map_location="cpu"):
     """-> (state_dict, config, format name, features). Other toolkits' files and folders (Hugging Face,
-    SpeechBrain, NeMo, Coqui: checkpoint/toolkits) are recognised by their structure and read with their
+    SpeechBrain, NeMo, ParallelWaveGAN/ESPnet, Coqui: checkpoint/toolkits) are recognised by their structure and read with their
     own config, and `features` describes the input features they expect (None for the original's,
     NVIDIA's and ours). Otherwise a folder resolves to its latest generator file, and the config is as
     found (a dict, or the path of the config.json beside the file) or as given: HiFiGAN(config) resolves it."""
@@ -66,10 +66,12 @@ def read_generator(path, config=None, map_location="cpu"):
     elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()) and any("conv_pre" in k for k in ckpt):
         fmt, sd, h = "state_dict", ckpt, None
     else:
-        from .toolkits import coqui  # known by its contents: {"model": {"model_g.…": …}, "config": …}
+        from .toolkits import coqui, parallel_wavegan  # known by contents: {"model": {"model_g.…": …}, "config": …}
         if coqui.detect(path):
             sd, h, features = coqui.read(path, map_location)
             return sd, config if config is not None else h, "coqui", features
+        if parallel_wavegan.detect(path, need_config=False):
+            parallel_wavegan.read(path, map_location)  # its config.yml/config.yaml is missing: says which path
         raise CheckpointError(f"{path}: not a HiFi-GAN generator checkpoint (expected a 'generator' entry or a "
                               f"state dict; found keys {sorted(ckpt)[:10]})")
     if not isinstance(sd, dict):
@@ -87,12 +89,13 @@ def read_generator(path, config=None, map_location="cpu"):
 
 def _toolkit_reading(path, map_location):
     """(format name, reader's result) where `path` has a folder/archive toolkit's structure, else None."""
-    from .toolkits import huggingface, nemo, speechbrain  # imported on use: YAML and safetensors readers
-    for name, reader in (("huggingface", huggingface), ("speechbrain", speechbrain), ("nemo", nemo)):
-        if reader.detect(path):
+    from .toolkits import huggingface, nemo, parallel_wavegan, speechbrain  # imported on use: YAML, safetensors
+    for name, reader in (("huggingface", huggingface), ("speechbrain", speechbrain), ("nemo", nemo),
+                         ("parallel_wavegan", parallel_wavegan)):
+        if reader.detect(path):  # parallel_wavegan: config.yml/config.yaml beside it first, then key names
             result = reader.read(path, map_location)
-            if name == "speechbrain":
-                speechbrain.check_supported(result[1])
+            if name in ("speechbrain", "parallel_wavegan"):
+                reader.check_supported(result[1])  # reflect padding; PWG's odd-scale upsample padding
             return name, result
     return None
 

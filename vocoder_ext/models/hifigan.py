@@ -158,8 +158,10 @@ class HiFiGAN(nn.Module):
     def from_pretrained(cls, path, fused=True, map_location="cpu", config=None, strict=True):
         """Load a generator checkpoint: the original's `g_XXXXXXXX` (config.json beside it), NVIDIA's
         `hifigan_gen_checkpoint_*.pt`, ours (`save_pretrained`), or another toolkit's: a Hugging Face
-        SpeechT5HifiGan folder, a NeMo `.nemo` archive, a Coqui `model_file.pth` (recognised by structure;
-        SpeechBrain's reflect-padded generators are refused until the ops pad that way). A folder picks
+        SpeechT5HifiGan folder, a NeMo `.nemo` archive, a Coqui `model_file.pth`, a ParallelWaveGAN
+        `checkpoint-*steps.pkl` or an ESPnet joint text2wav `.pth` (recognised by structure; odd PWG/ESPnet
+        upsample scales and SpeechBrain's reflect-padded convs are refused until the ops can express
+        them). A folder picks
         its latest generator file. `config` overrides the checkpoint's own (needed for a g_ file without
         config.json). `model.features` describes the input features another toolkit's model expects
         (its mel front end, normalisation, inference padding); None for the original's format."""

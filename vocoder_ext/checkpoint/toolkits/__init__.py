@@ -7,6 +7,8 @@ the same two functions and nothing run from the files (weights-only torch.load o
   config from the checkpoint or the config.json (with `//` comments) beside it.
 - nemo.py, speechbrain.py: NeMo `.nemo` archives and SpeechBrain `generator.ckpt` (+ hyperparams.yaml);
   both also have `check_supported(config)` (SpeechBrain's reflect padding is refused there).
+- parallel_wavegan.py: ParallelWaveGAN `checkpoint-*steps.pkl` (+ config.yml, stats.npy/h5) and ESPnet joint
+  text2wav `*.pth` (+ config.yaml); `check_supported(config)` refuses PWG's odd-scale upsample padding.
 - layout.py: no reader; our generator's layout that every reader checks against: expected keys and shapes
   from a config, weight-norm name normalisation, the architecture inferred from keys and shapes, and the
   strict key check (one CheckpointError listing missing, unexpected and mis-shaped keys). The readers

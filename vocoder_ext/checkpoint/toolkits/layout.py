@@ -8,7 +8,8 @@
 - `check_generator_keys(sd, config, where)`: the strict check, one CheckpointError listing every missing,
   unexpected and mis-shaped key;
 - `config_field`, `config_mismatch`: reading a toolkit config's generator fields, and the error when one
-  contradicts the weights; `check_supported(config)`: what our generator cannot run (padding_mode).
+  contradicts the weights; `check_supported(config)`: what our generator cannot run (padding_mode, upsample
+  paddings other than ours).
 
 Every function that names keys in an error takes `name` (a key in our spelling -> the toolkit's spelling), so
 messages show keys as the file spells them; the default shows our spelling.
@@ -179,10 +180,23 @@ def config_field(section, key, where, kind=None):
 
 
 def check_supported(config):
-    """Raise CheckpointError when our generator cannot reproduce the toolkit's network for `config`
-    (today: any `padding_mode` but zeros, e.g. SpeechBrain's reflect-padded stride-1 convs)."""
+    """Raise CheckpointError when our generator cannot reproduce the toolkit's network for `config`: any
+    `padding_mode` but zeros (SpeechBrain's reflect-padded stride-1 convs), or `upsample_paddings` /
+    `upsample_output_paddings` other than ours, (k - u) // 2 and 0 (ParallelWaveGAN/ESPnet odd scales)."""
     mode = config.get("padding_mode", "zeros")
     if mode != "zeros":
         raise CheckpointError(f"this generator pads its stride-1 convs with {mode!r} padding; our generator (and its "
                               "fused ops) pad with zeros only, so its audio would differ at every utterance edge. "
                               "The weights were read; running them needs padding_mode support in the ops first")
+    rates, kernels = config["upsample_rates"], config["upsample_kernel_sizes"]
+    pads = config.get("upsample_paddings") or [(k - u) // 2 for u, k in zip(rates, kernels)]
+    outs = config.get("upsample_output_paddings") or [0] * len(rates)
+    bad = [i for i, (u, k, p, o) in enumerate(zip(rates, kernels, pads, outs)) if (p, o) != ((k - u) // 2, 0)]
+    if bad:
+        odd = [rates[i] for i in bad if rates[i] % 2]
+        stages = "; ".join(f"stage {i}: scale {rates[i]}, kernel {kernels[i]} needs padding {pads[i]} and "
+                           f"output_padding {outs[i]}, ours gives {(kernels[i] - rates[i]) // 2} and 0" for i in bad)
+        raise CheckpointError(f"this generator's transposed convs are padded differently from ours"
+                              f"{f' (odd upsample scales {odd})' if odd else ''}: {stages}. Our generator (and its "
+                              "fused ops) have no output_padding yet, so each such stage would give one extra, "
+                              "shifted sample. The weights were read; running them needs output_padding support first")

@@ -1,0 +1,380 @@
+"""ParallelWaveGAN (kan-bayashi) `checkpoint-*steps.pkl` and ESPnet joint text2wav `*.pth` HiFi-GAN generators ->
+our generator's state dict, config and features. ESPnet's `HiFiGANGenerator` is a copy of PWG's, so one key map.
+
+Detection (`detect(path)`), by structure and cheaply: first the config beside the file (PWG `config.yml`, ESPnet
+`config.yaml`), then only the key names in the torch file's pickle, read as bytes (the zip's data.pkl, or the
+head of a legacy file), never unpickled: PWG needs `input_conv.`, ESPnet `tts.generator.` (or `svs.generator.`).
+A folder counts as PWG when it holds `checkpoint-{N}steps.pkl` (the highest N is read) and config.yml.
+
+`read(path, map_location="cpu") -> (state_dict, config, features)`:
+- PWG: `ckpt["model"]["generator"]` (optimizer, scheduler, discriminator ignored); `config.yml`'s
+  `generator_type` must be HiFiGANGenerator and `generator_params` give the architecture (PWG's constructor
+  defaults fill what is absent; the old typo `upsample_kernal_sizes` is accepted). ESPnet: the flat state
+  dict's `tts.generator.vocoder.` sub-tree (`svs.generator.vocoder.` for GAN-SVS), `config.yaml`'s
+  `tts_conf.vocoder_type` hifigan_generator and `tts_conf.vocoder_params`.
+- Keys -> jik876: input_conv -> conv_pre, upsamples.{i}.1 -> ups.{i}, blocks.{n}.convs{1,2}.{m}.1 ->
+  resblocks.{n}.convs{1,2}.{m} (convs1 alone -> ResBlock2 `convs`), output_conv.1 -> conv_post; weight norm
+  as stored (weight_g/weight_v, torch>=2.1 parametrizations renamed, or plain weight). Strict: one
+  CheckpointError lists missing, unexpected and mis-shaped keys, spelled as the file spells them.
+- config: for `HiFiGAN(config)`, plus `upsample_paddings` / `upsample_output_paddings`, PWG's transposed-conv
+  padding u//2 + u%2 and output_padding u%2. For even scales with kernel 2u that is our (k-u)//2 and 0; for
+  odd scales (the 24 kHz [5,5,4,3] models) it is not, and `check_supported(config)` (layout.py's) raises a
+  CheckpointError naming them: the weights are read, running them needs output_padding in our generator.
+- features: PWG/ESPnet log-mel front end (metadata, nothing applied):
+
+  | key | meaning |
+  |---|---|
+  | toolkit, source | "parallel_wavegan" or "espnet"; the config file read |
+  | sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax | STFT / mel sizes; fmin None -> 0, fmax None -> sr/2 |
+  | window, window_periodic, center, framing, pad_mode | "hann", True, True (librosa/torch.stft center), "centered", "reflect" |
+  | mel_norm, mel_scale, magnitude_power | "slaney", "slaney", 1.0 (librosa.filters.mel on |STFT|) |
+  | log, log_base, log_guard, log_floor | "log10", 10, "clamp" (log10(max(x, floor))), 1e-10 |
+  | normalization | None or {"type", "formula", "mean", "scale", "source", "read"}: PWG `(x - mean) / scale` from stats.npy (read, tensors), stats.h5 (read only if h5py imports, else path only, read False) or the `mean`/`scale` buffers; ESPnet GlobalMVN `normalize.mean`/`normalize.std` |
+  | global_gain_scale, format | PWG's audio gain and feature format |
+  | filterbank | ESPnet's stored `feats_extract.logmel.melmat` [n_freq, n_mels], or None |
+  | inference_padding, missing, notes | 0 (no padding); fields the config lacks; caveats |
+
+Refused (CheckpointError naming the file and the variant): other generator types, causal PWG (`.conv`/`.deconv`
+keys or use_causal_conv), non-LeakyReLU activations or a slope other than 0.1, bias=False convs, ESPnet
+global_conv / global_channels (speaker conditioning), multi-band (out_channels > 1, PQMF), a conv kernel_size
+other than 7 (our conv_pre/conv_post), ResBlock2-style blocks without exactly two dilations, and ESPnet VITS
+(`tts.generator.decoder.`) and JETS (`tts.generator.generator.`): they decode latents, not mels.
+"""
+import os
+import re
+import zipfile
+
+import numpy as np
+import torch
+import yaml
+
+from ..files import CheckpointError, safe_load
+from .layout import (block_type, check_generator_keys, check_supported, config_field, config_mismatch,
+                     infer_architecture, rename_weight_norm)
+
+__all__ = ["detect", "read", "check_supported"]
+
+PWG_CONFIG, ESPNET_CONFIG = "config.yml", "config.yaml"
+_PWG_CKPT = re.compile(r"checkpoint-(\d+)steps\.pkl")
+_ESPNET_PREFIXES = {"tts.generator.vocoder.": "tts_conf", "svs.generator.vocoder.": "svs_conf"}
+_NOT_MEL = {"tts.generator.decoder.": "VITS", "tts.generator.generator.": "JETS"}
+_HEAD_BYTES = 4 << 20
+OUR_SLOPE, OUR_KERNEL = 0.1, 7  # vocoder_ext.models.hifigan: LRELU_SLOPE; conv_pre/conv_post kernel
+DEFAULTS = {"in_channels": 80, "out_channels": 1, "channels": 512, "global_channels": -1, "kernel_size": 7,
+            "upsample_scales": [8, 8, 2, 2], "upsample_kernel_sizes": [16, 16, 4, 4],
+            "resblock_kernel_sizes": [3, 7, 11], "resblock_dilations": [[1, 3, 5]] * 3,
+            "use_additional_convs": True, "bias": True, "nonlinear_activation": "LeakyReLU",
+            "nonlinear_activation_params": {"negative_slope": 0.1}, "use_causal_conv": False,
+            "use_weight_norm": True}
+
+
+# ---- detection ---------------------------------------------------------------------------------------
+def _pickle_head(path):
+    """The pickled part of a torch file as bytes (the zip's data.pkl, or a legacy file's head), not unpickled."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+                if len(names) != 1 or z.getinfo(names[0]).file_size > (64 << 20):
+                    return b""
+                return z.read(names[0])
+        with open(path, "rb") as f:
+            return f.read(_HEAD_BYTES)
+    except (OSError, zipfile.BadZipFile):
+        return b""
+
+
+def _pwg_files(path):
+    """(checkpoint, config.yml path) for a PWG file or folder; checkpoint None when a folder has none."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        found = [(int(m.group(1)), n) for n in os.listdir(path) for m in [_PWG_CKPT.fullmatch(n)] if m]
+        return (os.path.join(path, max(found)[1]) if found else None), os.path.join(path, PWG_CONFIG)
+    return path, os.path.join(os.path.dirname(os.path.abspath(path)), PWG_CONFIG)
+
+
+def _kind(path, need_config=True):
+    """"pwg", "espnet" or None, from the config beside the file (checked first, unless need_config is false)
+    and the pickled key names."""
+    ckpt, pwg_cfg = _pwg_files(path)
+    if ckpt is None or not os.path.isfile(ckpt):
+        return None
+    esp_cfg = os.path.join(os.path.dirname(pwg_cfg), ESPNET_CONFIG)
+    if need_config and not (os.path.isfile(pwg_cfg) or os.path.isfile(esp_cfg)):
+        return None
+    head = _pickle_head(ckpt)
+    if b"tts.generator." in head or b"svs.generator." in head:
+        return "espnet" if os.path.isfile(esp_cfg) or not need_config else None
+    if b"input_conv." in head:
+        return "pwg" if os.path.isfile(pwg_cfg) or not need_config else None
+    return None
+
+
+def detect(path, need_config=True):
+    """True for a PWG checkpoint-*steps.pkl (or its folder) with config.yml, or an ESPnet GAN-TTS .pth with
+    config.yaml; with need_config=False, also when that config is missing (so `read` can say which it wanted)."""
+    return _kind(path, need_config) is not None
+
+
+# ---- key map -----------------------------------------------------------------------------------------
+_TO_OURS = ((re.compile(r"input_conv\.(\w+)"), "conv_pre.{0}"),
+            (re.compile(r"upsamples\.(\d+)\.1\.(\w+)"), "ups.{0}.{1}"),
+            (re.compile(r"blocks\.(\d+)\.(convs[12])\.(\d+)\.1\.(\w+)"), "resblocks.{0}.{1}.{2}.{3}"),
+            (re.compile(r"output_conv\.1\.(\w+)"), "conv_post.{0}"))
+_TO_FILE = ((re.compile(r"conv_pre(\..*)?"), "input_conv{0}"),
+            (re.compile(r"ups\.(\d+)(\..*)?"), "upsamples.{0}.1{1}"),
+            (re.compile(r"resblocks\.(N|\d+)\.convs\.(\d+)(\..*)?"), "blocks.{0}.convs1.{1}.1{2}"),
+            (re.compile(r"resblocks\.(N|\d+)\.(convs[12])\.(\d+)(\..*)?"), "blocks.{0}.{1}.{2}.1{3}"),
+            (re.compile(r"resblocks(\..*)?"), "blocks{0}"),
+            (re.compile(r"conv_post(\..*)?"), "output_conv.1{0}"))
+
+
+def _namer(prefix):
+    """Our key -> the file's spelling, for error messages."""
+    def name(key):
+        for pattern, spelling in _TO_FILE:
+            m = pattern.fullmatch(key)
+            if m:
+                return prefix + spelling.format(*(g or "" for g in m.groups()))
+        return prefix + key
+    return name
+
+
+def _generator_state_dict(raw, prefix, where):
+    """The generator's tensors in our keys, and the `mean`/`scale` buffers (PWG register_stats) if present."""
+    sd, stats, causal = {}, {}, []
+    for key, value in raw.items():
+        key = rename_weight_norm(key)
+        if key in ("mean", "scale"):
+            stats[key] = value
+            continue
+        if re.search(r"\.(conv|deconv)\.(weight\w*|bias)$", key):
+            causal.append(prefix + key)
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: {prefix}{key} is a {type(value).__name__}, expected a tensor")
+        for pattern, ours in _TO_OURS:
+            m = pattern.fullmatch(key)
+            if m:
+                key = ours.format(*m.groups())
+                break
+        sd[key] = value
+    if causal:
+        raise CheckpointError(f"{where}: causal ParallelWaveGAN HiFi-GAN (CausalConv1d/CausalConvTranspose1d keys "
+                              f"{causal[:3]}): left-padded and cropped convs, a different computation: not supported")
+    if not sd:
+        raise CheckpointError(f"{where}: no generator weights under {prefix or 'the top level'!r}")
+    if not any(".convs2." in k for k in sd):  # use_additional_convs=False: jik876's ResBlock2
+        sd = {re.sub(r"^(resblocks\.\d+)\.convs1\.", r"\1.convs.", k): v for k, v in sd.items()}
+    return sd, stats
+
+
+# ---- config ------------------------------------------------------------------------------------------
+def _refuse_variants(params, sd, where, esp):
+    def refuse(what):
+        raise CheckpointError(f"{where}: {what}; our generator cannot reproduce it exactly")
+    if params.get("use_causal_conv"):
+        refuse("use_causal_conv: true (causal ParallelWaveGAN HiFi-GAN, left-padded and cropped convs)")
+    if params["nonlinear_activation"] != "LeakyReLU":
+        refuse(f"nonlinear_activation {params['nonlinear_activation']!r} (ours is LeakyReLU)")
+    slope = (params.get("nonlinear_activation_params") or {}).get("negative_slope", 0.01)
+    if slope != OUR_SLOPE:
+        refuse(f"LeakyReLU negative_slope {slope} (ours is fixed at {OUR_SLOPE})")
+    block_params = [k for k in sd if k.startswith("resblocks.")]
+    if not params["bias"] or (block_params and not any(k.endswith(".bias") for k in block_params)):
+        refuse("bias: false (residual-block convs without biases; every conv of ours has one)")
+    if (esp and params.get("global_channels", -1) > 0) or any(k.startswith("global_conv.") for k in sd):
+        refuse(f"global_conv (global_channels {params.get('global_channels')}): speaker/global conditioning")
+    if params["out_channels"] != 1:
+        refuse(f"out_channels {params['out_channels']}: a multi-band (PQMF) generator")
+    if params["kernel_size"] != OUR_KERNEL:
+        refuse(f"kernel_size {params['kernel_size']} of input_conv/output_conv (ours are {OUR_KERNEL})")
+
+
+def _config(params, sd, where, file_name, esp, name):
+    """HiFiGAN(config) dict from the toolkit's generator params, checked against the weights' shapes."""
+    params = {**DEFAULTS, **params}
+    if "upsample_kernal_sizes" in params:  # PWG #295: the old configs' typo
+        params["upsample_kernel_sizes"] = params.pop("upsample_kernal_sizes")
+    _refuse_variants(params, sd, where, esp)
+    rates = config_field(params, "upsample_scales", where, "ints")
+    kernels = config_field(params, "upsample_kernel_sizes", where, "ints")
+    dils = config_field(params, "resblock_dilations", where, "int_lists")
+    arch = infer_architecture(sd, file_name, name)
+    if arch["conv_pre_kernel"] != OUR_KERNEL:
+        raise CheckpointError(f"{file_name}: {name('conv_pre.weight')} has kernel {arch['conv_pre_kernel']}; our "
+                              f"conv_pre's kernel is fixed at {OUR_KERNEL}")
+    for field, found in (("in_channels", arch["num_mels"]), ("channels", arch["upsample_initial_channel"]),
+                         ("upsample_kernel_sizes", arch["upsample_kernel_sizes"]),
+                         ("resblock_kernel_sizes", arch["resblock_kernel_sizes"]),
+                         ("use_additional_convs", arch["resblock"] == "1")):
+        claimed = params[field]
+        if (list(claimed) if isinstance(found, list) else claimed) != found:
+            raise config_mismatch(where, field, claimed, found)
+    if len(rates) != len(kernels):
+        raise config_mismatch(where, "upsample_scales", rates, f"{len(kernels)} upsampling layers")
+    if [len(d) for d in dils] != arch["convs_per_block"]:
+        raise config_mismatch(where, "resblock_dilations", dils, f"{arch['convs_per_block']} convs per block")
+    if arch["resblock"] == "2" and any(len(d) != 2 for d in dils):
+        raise CheckpointError(f"{where}: use_additional_convs false with dilations {dils}: our ResBlock2 takes "
+                              "exactly two dilations per kernel")
+    return {"resblock": block_type(sd, file_name), "upsample_rates": rates, "upsample_kernel_sizes": kernels,
+            "upsample_initial_channel": arch["upsample_initial_channel"],
+            "resblock_kernel_sizes": arch["resblock_kernel_sizes"], "resblock_dilation_sizes": dils,
+            "num_mels": arch["num_mels"],
+            "upsample_paddings": [u // 2 + u % 2 for u in rates], "upsample_output_paddings": [u % 2 for u in rates]}
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads `!!python/tuple` (PWG dumps its config with yaml.Dumper) as a list."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node))
+
+
+def _load_yaml(path, ckpt):
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{ckpt}: no {os.path.basename(path)} beside the checkpoint (looked for {path})")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        if not isinstance(doc, dict):
+            raise yaml.YAMLError(f"expected a mapping at the top, got {type(doc).__name__}")
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{path}: not a YAML mapping: {e}") from e
+    return doc
+
+
+# ---- features ----------------------------------------------------------------------------------------
+def _stats(folder, fmt, buffers):
+    """PWG normalisation: stats.npy / stats.h5 beside the checkpoint (the config's format first), else buffers."""
+    names = ["stats.h5", "stats.npy"] if fmt == "hdf5" else ["stats.npy", "stats.h5"]
+    base = {"type": "mean_scale", "formula": "(x - mean) / scale"}
+    for name in names:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        if name == "stats.npy":
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise CheckpointError(f"{path}: not a readable .npy array: {e}") from e
+            if arr.ndim != 2 or arr.shape[0] != 2:
+                raise CheckpointError(f"{path}: expected [2, n_mels] (mean, scale), got shape {arr.shape}")
+            return {**base, "mean": torch.from_numpy(arr[0].copy()), "scale": torch.from_numpy(arr[1].copy()),
+                    "source": path, "read": True}
+        try:
+            import h5py
+        except ImportError:
+            return {**base, "mean": None, "scale": None, "source": path, "read": False,
+                    "note": "stats.h5 not read: h5py is not installed (its datasets 'mean' and 'scale')"}
+        with h5py.File(path, "r") as f:
+            if "mean" not in f or "scale" not in f:
+                return {**base, "mean": None, "scale": None, "source": path, "read": False,
+                        "note": f"stats.h5 has no top-level mean/scale (per-speaker groups?): {sorted(f)[:5]}"}
+            return {**base, "mean": torch.from_numpy(f["mean"][()]), "scale": torch.from_numpy(f["scale"][()]),
+                    "source": path, "read": True}
+    if {"mean", "scale"} <= set(buffers):
+        return {**base, "mean": buffers["mean"], "scale": buffers["scale"], "source": "checkpoint buffers",
+                "read": True}
+    return None
+
+
+def _features(toolkit, source, settings, keys, n_mels, normalization, notes):
+    """settings: the config section; keys: our name -> its name there (None when absent)."""
+    get = {ours: settings.get(theirs) for ours, theirs in keys.items()}
+    missing = [theirs for theirs in keys.values() if theirs not in settings]
+    sr, n_fft = get["sample_rate"], get["n_fft"]
+    return {"toolkit": toolkit, "source": source, "sample_rate": sr, "n_fft": n_fft,
+            "win_length": get["win_length"] or n_fft, "hop_length": get["hop_length"],
+            "n_mels": n_mels, "fmin": float(get["fmin"] or 0.0),
+            "fmax": float(get["fmax"]) if get["fmax"] is not None else (sr / 2 if sr else None),
+            "window": get["window"] or "hann", "window_periodic": True, "center": True, "framing": "centered",
+            "pad_mode": "reflect", "pad": n_fft // 2 if isinstance(n_fft, int) else None,
+            "mel_norm": "slaney", "mel_scale": "slaney", "magnitude_power": 1.0,
+            "log": "log10", "log_base": 10, "log_guard": "clamp", "log_floor": 1e-10,
+            "normalization": normalization, "inference_padding": 0, "missing": missing, "notes": notes}
+
+
+# ---- readers -----------------------------------------------------------------------------------------
+def _read_pwg(path, map_location):
+    ckpt_path, cfg_path = _pwg_files(path)
+    if ckpt_path is None:
+        raise CheckpointError(f"{path}: no checkpoint-<N>steps.pkl in this folder")
+    cfg = _load_yaml(cfg_path, ckpt_path)
+    gen_type = cfg.get("generator_type", "ParallelWaveGANGenerator")
+    if gen_type != "HiFiGANGenerator":
+        raise CheckpointError(f"{cfg_path}: generator_type {gen_type!r}, expected HiFiGANGenerator (only PWG's "
+                              "mel HiFi-GAN is read)")
+    ckpt = safe_load(ckpt_path, map_location)
+    raw = ckpt.get("model", {}).get("generator") if isinstance(ckpt.get("model"), dict) else None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{ckpt_path}: expected a ParallelWaveGAN checkpoint with ckpt['model']['generator'] "
+                              f"(found keys {sorted(ckpt)[:10]})")
+    sd, buffers = _generator_state_dict(raw, "", ckpt_path)
+    config = _config(cfg.get("generator_params") or {}, sd, cfg_path, ckpt_path, False, _namer(""))
+    if isinstance(cfg.get("sampling_rate"), int):
+        config["sampling_rate"] = cfg["sampling_rate"]
+    check_generator_keys(sd, config, ckpt_path, _namer(""))
+    folder = os.path.dirname(os.path.abspath(ckpt_path))
+    normalization = _stats(folder, cfg.get("format"), buffers)
+    notes = ["features are PWG-convention log10 mels (80-7600 Hz typical, centred frames), not jik876's ln mels; "
+             "a jik876 mel converts only approximately"]
+    if normalization is None:
+        notes.append("no stats.npy/stats.h5 beside the checkpoint: the normalisation is unknown")
+    feats = _features("parallel_wavegan", cfg_path, cfg,
+                      {"sample_rate": "sampling_rate", "n_fft": "fft_size", "hop_length": "hop_size",
+                       "win_length": "win_length", "window": "window", "fmin": "fmin", "fmax": "fmax"},
+                      config["num_mels"], normalization, notes)
+    feats.update(global_gain_scale=cfg.get("global_gain_scale"), format=cfg.get("format"), filterbank=None)
+    return sd, config, feats
+
+
+def _read_espnet(path, map_location):
+    path = os.fspath(path)
+    cfg_path = os.path.join(os.path.dirname(os.path.abspath(path)), ESPNET_CONFIG)
+    cfg = _load_yaml(cfg_path, path)
+    raw = safe_load(path, map_location)
+    prefix = next((p for p in _ESPNET_PREFIXES if any(k.startswith(p) for k in raw)), None)
+    if prefix is None:
+        for p, model in _NOT_MEL.items():
+            if any(k.startswith(p) for k in raw):
+                raise CheckpointError(f"{path}: an ESPnet {model} model ({p}* keys): its HiFi-GAN decodes latent "
+                                      "features, not a mel spectrogram, so it is not a mel vocoder: not supported")
+        raise CheckpointError(f"{path}: no {' or '.join(_ESPNET_PREFIXES)}* keys: not an ESPnet joint text2wav model")
+    section = cfg.get(_ESPNET_PREFIXES[prefix]) or {}
+    vtype = section.get("vocoder_type", "hifigan_generator")
+    if vtype != "hifigan_generator":
+        raise CheckpointError(f"{cfg_path}: vocoder_type {vtype!r}, expected hifigan_generator")
+    sd, _ = _generator_state_dict({k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}, prefix, path)
+    config = _config(section.get("vocoder_params") or {}, sd, cfg_path, path, True, _namer(prefix))
+    fe = cfg.get("feats_extract_conf") or {}
+    if isinstance(fe.get("fs"), int):
+        config["sampling_rate"] = fe["fs"]
+    check_generator_keys(sd, config, path, _namer(prefix))
+    mean, std = raw.get("normalize.mean"), raw.get("normalize.std")
+    normalization = None
+    if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
+        normalization = {"type": "global_mvn", "formula": "(x - mean) / std", "mean": mean, "scale": std,
+                         "source": f"{path}: normalize.mean/std", "read": True}
+    notes = ["ESPnet LogMelFbank defaults fill absent fields: n_fft 1024, hop 256, fmin 80, fmax 7600, log10 "
+             "floor 1e-10 (espnet2/layers/log_mel.py)"]
+    feats = _features("espnet", cfg_path, {**{"n_fft": 1024, "hop_length": 256, "fmin": 80, "fmax": 7600}, **fe},
+                      {"sample_rate": "fs", "n_fft": "n_fft", "hop_length": "hop_length",
+                       "win_length": "win_length", "window": "window", "fmin": "fmin", "fmax": "fmax"},
+                      config["num_mels"], normalization, notes)
+    feats["missing"] = [k for k in ("fs", "n_fft", "hop_length", "win_length", "fmin", "fmax") if k not in fe]
+    melmat = raw.get("feats_extract.logmel.melmat")
+    feats.update(center=fe.get("center", True), global_gain_scale=None, format=None,
+                 filterbank=melmat if isinstance(melmat, torch.Tensor) else None)
+    return sd, config, feats
+
+
+def read(path, map_location="cpu"):
+    """-> (state_dict in our jik876 keys, config with PWG's upsample paddings, features). See the module doc."""
+    path = os.fspath(path)
+    ckpt, cfg_path = _pwg_files(path)
+    if ckpt is not None and not os.path.exists(ckpt):
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}")
+    if _kind(path, need_config=False) == "espnet":
+        return _read_espnet(path, map_location)  # says which config.yaml it looked for when there is none
+    return _read_pwg(path, map_location)
