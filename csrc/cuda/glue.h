@@ -83,4 +83,21 @@ inline ConvParams same_conv(const at::Tensor& x, const at::Tensor& packed, int64
   return p;
 }
 
+// sum over batch and time of act_a(a[b, m, t]) * act_b(b[b, c, t * step + k * dilation - pad]) -> [m, n_c, K]
+// in the accumulation type (GradWeightParams): every conv weight gradient here. With the gate prologue,
+// b holds 2 n_c rows (the pre-activation).
+inline at::Tensor grad_weight(const at::Tensor& a, double a_slope, const at::Tensor& b, Prologue b_prologue,
+                              double b_slope, int64_t k, int64_t step = 1, int64_t dilation = 1, int64_t pad = 0) {
+  GradWeightParams q;
+  q.dtype = dtype_of(a);
+  q.a = operand(a), q.a_slope = a_slope;
+  q.b = operand(b), q.b_prologue = b_prologue, q.b_slope = b_slope;
+  q.batch = a.size(0), q.m = a.size(1), q.n_c = b_prologue == Prologue::kGate ? b.size(1) / 2 : b.size(1);
+  q.k = k, q.t_len = a.size(2), q.t_b = b.size(2), q.step = step, q.dilation = dilation, q.pad = pad;
+  at::Tensor out = at::zeros({q.m, q.n_c, k}, a.options().dtype(acc_type(a)));
+  q.out = out.mutable_data_ptr();
+  launched(conv1d_grad_weight(q, stream()));
+  return out;
+}
+
 }  // namespace vocoder_ext::cuda

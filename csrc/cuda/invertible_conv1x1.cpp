@@ -47,21 +47,12 @@ std::tuple<at::Tensor, at::Tensor> invertible_conv1x1_backward_cuda(const at::Te
               grad_log_det.sizes());
   const DeviceGuard guard(x_in.device());
   const at::ScalarType ct = compute_dtype(x_in, weight);
-  const int64_t c = x_in.size(1);
   const at::Tensor w = weight.select(2, 0).to(ct).contiguous();
   const at::Tensor x = unit_time(x_in.to(grad_out.scalar_type()));
   const at::Tensor g = unit_time(grad_out);
   const at::Tensor scaled = grad_log_det.to(ct) * double(x_in.size(0) * x_in.size(2));
   const at::Tensor w_inv_t = std::get<0>(at::linalg_inv_ex(w)).t().contiguous();
-  at::Tensor g_xt = at::zeros({c, c}, g.options().dtype(acc_type(g)));  // sum_b,t g x^T
-  GradWeightParams q;
-  q.dtype = dtype_of(g);
-  q.a = operand(g);
-  q.b = operand(x);
-  q.batch = x.size(0), q.m = c, q.n_c = c, q.t_len = q.t_b = x.size(2);
-  q.out = g_xt.mutable_data_ptr();
-  launched(conv1d_grad_weight(q, stream()));
-  g_xt = g_xt.to(ct);
+  const at::Tensor g_xt = grad_weight(g, 1.0, x, Prologue::kLeaky, 1.0, 1).squeeze(-1).to(ct);  // sum_b,t g x^T
   at::Tensor grad_x, grad_w;
   if (reverse) {  // y = V x, V = W^-1: dL/dW = -V^T (g x^T) V^T; log_det = -n log|det W|
     grad_x = apply(w_inv_t, g);

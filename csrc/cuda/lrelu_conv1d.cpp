@@ -40,7 +40,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cuda(
               grad_out.sizes(), " on ", grad_out.device());
   const DeviceGuard guard(x_in.device());
   const at::Tensor x = unit_time(x_in);
-  const int64_t c_out = weight.size(0), c_in = x.size(1), k = weight.size(2);
+  const int64_t k = weight.size(2);
   at::Tensor g = unit_time(grad_out);
   if (epilogue == "tanh") {  // g * tanh'(.) with tanh's output recomputed by the forward conv, not stored
     const at::Tensor packed = pack_taps(weight.permute({1, 2, 0}), x);
@@ -61,18 +61,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cuda(
   p.gate_slope = slope;
   launched(conv1d(p, stream()));
 
-  at::Tensor grad_w = at::zeros({c_out, c_in * k}, x.options().dtype(acc_type(x)));
-  GradWeightParams q;
-  q.dtype = dtype_of(x);
-  q.a = operand(g);
-  q.b = operand(x);
-  q.b_slope = slope;
-  q.batch = x.size(0), q.m = c_out, q.n_c = c_in, q.k = k, q.t_len = q.t_b = x.size(2);
-  q.dilation = dilation, q.pad = dilation * (k - 1) / 2;
-  q.out = grad_w.mutable_data_ptr();
-  launched(conv1d_grad_weight(q, stream()));
+  const at::Tensor grad_w = grad_weight(g, 1.0, x, Prologue::kLeaky, slope, k, 1, dilation, dilation * (k - 1) / 2);
   const at::Tensor grad_b = at::sum(g, {0, 2}, false, acc_type(x));
-  return {grad_x, grad_w.view({c_out, c_in, k}).to(x.scalar_type()), grad_b.to(x.scalar_type())};
+  return {grad_x, grad_w.to(x.scalar_type()), grad_b.to(x.scalar_type())};
 }
 
 }  // namespace

@@ -74,17 +74,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv_transpose1d_backward_c
   p.batch = batch, p.c_in = c_out, p.c_out = c_in, p.k = k, p.pad = padding, p.t_out = t_in;
   launched(conv1d(p, stream()));
 
-  at::Tensor grad_w = at::zeros({c_in, c_out * k}, x.options().dtype(acc_type(x)));
-  GradWeightParams q;
-  q.dtype = dtype_of(x);
-  q.a = operand(x), q.a_slope = slope;
-  q.b = operand(g);
-  q.batch = batch, q.m = c_in, q.n_c = c_out, q.k = k, q.t_len = t_in, q.t_b = t_out, q.step = stride;
-  q.pad = padding;
-  q.out = grad_w.mutable_data_ptr();
-  launched(conv1d_grad_weight(q, stream()));
+  const at::Tensor grad_w = grad_weight(x, slope, g, Prologue::kLeaky, 1.0, k, stride, 1, padding);
   const at::Tensor grad_b = at::sum(g, {0, 2}, false, acc_type(x));
-  return {grad_x, grad_w.view({c_in, c_out, k}).to(x.scalar_type()), grad_b.to(x.scalar_type())};
+  return {grad_x, grad_w.to(x.scalar_type()), grad_b.to(x.scalar_type())};
 }
 
 }  // namespace

@@ -71,7 +71,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   const DeviceGuard guard(audio_in.device());
   const at::Tensor audio = unit_time(audio_in), preact = unit_time(preact_in);
   const at::Tensor grad_audio = unit_time(grad_audio_in);
-  const int64_t batch = shape[0], c = shape[1], t_len = shape[2], k = in_weight.size(2), rows = last ? c : 2 * c;
+  const int64_t batch = shape[0], c = shape[1], t_len = shape[2], k = in_weight.size(2);
   const at::Tensor grad_rs = last ? unit_time(grad_skip_in) : at::cat({grad_audio_in, grad_skip_in}, 1);
 
   // dL/da = gate'(preact) * (rs_w^T grad_rs): the gate's derivative in the 1x1 conv's epilogue.
@@ -83,14 +83,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   launched(conv1d(p, stream()));
 
   const at::ScalarType acc = acc_type(audio);
-  at::Tensor grad_rs_w = at::zeros({rows, c}, audio.options().dtype(acc));
-  GradWeightParams q;
-  q.dtype = dtype_of(audio);
-  q.a = operand(grad_rs);
-  q.b = operand(preact), q.b_prologue = Prologue::kGate;
-  q.batch = batch, q.m = rows, q.n_c = c, q.k = 1, q.t_len = q.t_b = t_len;
-  q.out = grad_rs_w.mutable_data_ptr();
-  launched(conv1d_grad_weight(q, stream()));
+  const at::Tensor grad_rs_w = grad_weight(grad_rs, 1.0, preact, Prologue::kGate, 1.0, 1);
 
   // dL/daudio = grad_audio + in-conv^T(dL/da)
   at::Tensor grad_audio_out = at::empty_like(audio, at::MemoryFormat::Contiguous);
@@ -99,22 +92,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   r.residual = operand(grad_audio);
   launched(conv1d(r, stream()));
 
-  at::Tensor grad_in_w = at::zeros({2 * c, c * k}, audio.options().dtype(acc));
-  GradWeightParams s;
-  s.dtype = dtype_of(audio);
-  s.a = operand(grad_a);
-  s.b = operand(audio);
-  s.batch = batch, s.m = 2 * c, s.n_c = c, s.k = k, s.t_len = s.t_b = t_len;
-  s.dilation = dilation, s.pad = dilation * (k - 1) / 2;
-  s.out = grad_in_w.mutable_data_ptr();
-  launched(conv1d_grad_weight(s, stream()));
+  const at::Tensor grad_in_w =
+      grad_weight(grad_a, 1.0, audio, Prologue::kLeaky, 1.0, k, 1, dilation, dilation * (k - 1) / 2);
 
   const auto dt = audio.scalar_type();
   return {grad_audio_out,
           grad_a,
-          grad_in_w.view({2 * c, c, k}).to(dt),
+          grad_in_w.to(dt),
           at::sum(grad_a, {0, 2}, false, acc).to(dt),
-          grad_rs_w.unsqueeze(-1).to(dt),
+          grad_rs_w.to(dt),
           at::sum(grad_rs, {0, 2}, false, acc).to(dt)};
 }
 
