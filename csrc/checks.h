@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include "polyphase.h"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,12 +42,14 @@ inline void check_lrelu_conv1d(c10::DeviceType device, const at::Tensor& x, cons
 }
 
 inline void check_lrelu_conv_transpose1d(c10::DeviceType device, const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                  int64_t stride, int64_t padding) {
+                  int64_t stride, int64_t padding, int64_t output_padding) {
   TORCH_CHECK(x.dim() == 3, "lrelu_conv_transpose1d: x must be [B, C_in, T], got shape ", x.sizes());
   TORCH_CHECK(weight.dim() == 3 && weight.size(0) == x.size(1), "lrelu_conv_transpose1d: weight must be [",
               x.size(1), ", C_out, K], got shape ", weight.sizes());
   TORCH_CHECK(stride >= 1 && padding >= 0, "lrelu_conv_transpose1d: need stride >= 1 and padding >= 0, got ",
               stride, " and ", padding);
+  TORCH_CHECK(output_padding >= 0 && output_padding < stride,
+              "lrelu_conv_transpose1d: need 0 <= output_padding < stride (", stride, "), got ", output_padding);
   TORCH_CHECK(x.scalar_type() == weight.scalar_type() && at::isFloatingType(x.scalar_type()),
               "lrelu_conv_transpose1d: x and weight must share a floating dtype, got ", x.scalar_type(), " and ",
               weight.scalar_type());
@@ -57,7 +61,7 @@ inline void check_lrelu_conv_transpose1d(c10::DeviceType device, const at::Tenso
                 "lrelu_conv_transpose1d: bias must be a ", c10::DeviceTypeName(device), " ", x.scalar_type(), " tensor of shape [", weight.size(1),
                 "], got ", bias->scalar_type(), " ", bias->sizes());
   }
-  TORCH_CHECK((x.size(2) - 1) * stride - 2 * padding + weight.size(2) >= 1,
+  TORCH_CHECK(transposed_out_len(x.size(2), stride, padding, weight.size(2), output_padding) >= 1,
               "lrelu_conv_transpose1d: no output for length ", x.size(2));
 }
 

@@ -12,6 +12,11 @@
 
 namespace vocoder_ext {
 
+// Output length of the transposed conv: output_padding adds outputs at the end only (padding crops both ends).
+inline int64_t transposed_out_len(int64_t t_in, int64_t stride, int64_t padding, int64_t k, int64_t output_padding) {
+  return (t_in - 1) * stride - 2 * padding + k + output_padding;
+}
+
 struct Phase {
   int64_t outputs;    // outputs of this phase: o = r, r + s, ... < t_out
   int64_t first_tap;  // k0

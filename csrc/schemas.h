@@ -17,10 +17,11 @@ inline void define_schemas(torch::Library& m) {
   m.def(
       "lrelu_conv1d_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor? bias, int dilation, "
       "float slope, str epilogue) -> (Tensor, Tensor, Tensor)");
-  // y = conv_transpose1d(leaky_relu(x, slope), weight, bias, stride, padding)
+  // y = conv_transpose1d(leaky_relu(x, slope), weight, bias, stride, padding, output_padding)
+  // (output_padding < stride: the extra outputs at the end ParallelWaveGAN's odd upsample scales need).
   m.def(
       "lrelu_conv_transpose1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, "
-      "float slope=0.1) -> Tensor");
+      "float slope=0.1, int output_padding=0) -> Tensor");
   // A whole HiFi-GAN residual block: convs applied in groups of `group` (2 = ResBlock1 pairs,
   // 1 = ResBlock2), each conv preceded by leaky-ReLU, a residual around each group; then
   // out = accum + scale * x (accum optional): the MRF average accumulates block by block.
@@ -30,7 +31,7 @@ inline void define_schemas(torch::Library& m) {
       "Tensor? accum=None, float scale=1.0) -> Tensor");
   m.def(
       "lrelu_conv_transpose1d_backward(Tensor grad_out, Tensor x, Tensor weight, int stride, "
-      "int padding, float slope) -> (Tensor, Tensor, Tensor)");
+      "int padding, float slope, int output_padding=0) -> (Tensor, Tensor, Tensor)");
 
   // WaveGlow, [B, C, T/n_group] tensors. One WN layer: a = conv1d(audio, in_weight, in_bias, dilation,
   // "same") + cond (the layer's conditioning, precomputed from the mel); acts = tanh(a[:, :C]) *

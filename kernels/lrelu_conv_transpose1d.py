@@ -4,7 +4,7 @@ The contract and the ground truth are in vocoder_ext/ops/lrelu_conv_transpose1d.
 (lrelu_conv_transpose1d_ref and lrelu_conv_transpose1d_backward_ref). Shapes (channels first):
 
     x [B, C_in, T_in], weight [C_in, C_out, K] (ConvTranspose1d layout), bias [C_out] or None
-    T_out = (T_in - 1)*s - 2p + K
+    T_out = (T_in - 1)*s - 2p + K + output_padding   (0 <= output_padding < s: outputs added at the end)
     y[b, co, t] = bias[co] + sum_{ci, k} weight[ci, co, k] * leaky(x[b, ci, (t + p - k) / s])
     over the (ci, k) with (t + p - k) divisible by s and 0 <= (t + p - k) / s < T_in.
 
@@ -220,9 +220,9 @@ grad_weight_kernel = tuned(_grad_weight_kernel, GRAD_WEIGHT_CONFIGS,
                             key=["C_in", "C_out", "T_BUCKET", "K", "conv_stride"])
 
 
-def out_len(t_in, k, stride, padding):
-    """T_out of the transposed conv: (T_in - 1)*stride - 2*padding + K."""
-    return (t_in - 1) * stride - 2 * padding + k
+def out_len(t_in, k, stride, padding, output_padding=0):
+    """T_out of the transposed conv: (T_in - 1)*stride - 2*padding + K + output_padding."""
+    return (t_in - 1) * stride - 2 * padding + k + output_padding
 
 
 def pack_weight(weight):
@@ -244,7 +244,7 @@ def _check_int(name, v, minimum):
         raise ValueError(f"{name}: expected an int >= {minimum}, got {v!r}")
 
 
-def _check(x, weight, bias, stride, padding):
+def _check(x, weight, bias, stride, padding, output_padding):
     """Validates the forward's arguments; returns T_out."""
     for name, t in (("x", x), ("weight", weight)):
         if not isinstance(t, torch.Tensor):
@@ -267,9 +267,12 @@ def _check(x, weight, bias, stride, padding):
         raise ValueError(f"bias: expected shape {(c_out,)}, got {tuple(bias.shape)}")
     _check_int("stride", stride, 1)
     _check_int("padding", padding, 0)
+    _check_int("output_padding", output_padding, 0)
+    if output_padding >= stride:
+        raise ValueError(f"output_padding: expected an int < stride ({stride}), got {output_padding}")
     if k < 1:
         raise ValueError(f"weight: expected a kernel size K >= 1, got shape {tuple(weight.shape)}")
-    t_out = out_len(x.shape[2], k, stride, padding)
+    t_out = out_len(x.shape[2], k, stride, padding, output_padding)
     if x.shape[2] < 1 or t_out < 1:
         raise ValueError(f"x: length T_in={x.shape[2]} gives T_out={t_out} < 1 for K={k}, stride={stride}, "
                          f"padding={padding}; expected T_out = (T_in - 1)*stride - 2*padding + K >= 1")
@@ -299,27 +302,27 @@ def _launch_conv(inp, packed, bias, e, out, stride, padding, slope, transposed, 
         LRELU_GRAD=e is not None, DOT_DTYPE=dot_dtype(dtype), **meta(INTERPRETER_CONV_CONFIG))
 
 
-def lrelu_conv_transpose1d_triton(x, weight, bias=None, stride=1, padding=0, slope=0.1):
+def lrelu_conv_transpose1d_triton(x, weight, bias=None, stride=1, padding=0, slope=0.1, output_padding=0):
     """Forward of lrelu_conv_transpose1d on the Triton kernel; y [B, C_out, T_out] in x's dtype.
 
     x [B, C_in, T_in] may be non-contiguous (e.g. a slice): strides go to the kernel, nothing is copied.
     The packed weight is made on the first call and kept on `weight` until it changes.
     """
-    t_out = _check(x, weight, bias, stride, padding)
+    t_out = _check(x, weight, bias, stride, padding, output_padding)
     packed = cached_on(weight, "lrelu_conv_transpose1d", pack_weight)
     y = empty_out((x.shape[0], weight.shape[1], t_out), x)
     _launch_conv(x, packed, bias, None, y, stride, padding, float(slope), transposed=True, dtype=x.dtype)
     return finish(y, x.dtype)
 
 
-def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding, slope):
+def lrelu_conv_transpose1d_backward_triton(grad_out, x, weight, stride, padding, slope, output_padding=0):
     """Gradients (grad_x, grad_w, grad_b) of lrelu_conv_transpose1d, in x's dtype.
 
     Same signature and results as lrelu_conv_transpose1d_backward_ref: grad_b is always computed (the
     caller drops it when there is no bias). Leaky-ReLU is recomputed from x, not stored. grad_out and x
     may be non-contiguous.
     """
-    t_out = _check(x, weight, None, stride, padding)
+    t_out = _check(x, weight, None, stride, padding, output_padding)
     batch, c_in, t_in = x.shape
     _, c_out, k = weight.shape
     expected = (batch, c_out, t_out)

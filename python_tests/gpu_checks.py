@@ -132,6 +132,8 @@ def transpose_args(case, dtype, device):
     x = random_x(batch, c_in, t_len, dtype, "transposed", device)  # time stride != 1
     w = (torch.randn(c_in, c_out, k, device=device) / (c_in * k) ** 0.5).to(dtype)
     b = torch.randn(c_out, device=device).to(dtype) if bias else None
+    if stride % 2:  # ParallelWaveGAN's odd-scale padding: u//2 + 1, output_padding 1
+        return (x, w, b), dict(stride=stride, padding=stride // 2 + 1, slope=0.1, output_padding=1)
     return (x, w, b), dict(stride=stride, padding=(k - stride) // 2, slope=0.1)
 
 
@@ -152,8 +154,10 @@ def check_ops(device, big, dtypes):
     conv_cases = [(1, 32, 32, 1001, 3, 5, True, True, "none"), (2, 64, 64, 257, 7, 3, True, True, "none"),
                   (3, 24, 40, 33, 11, 1, False, False, "none"), (2, 32, 1, 999, 7, 1, True, False, "tanh"),
                   (1, 16, 16, 1, 3, 1, True, True, "none")]
-    # (batch, C_in, C_out, T_in, K, stride, bias): HiFi-GAN's upsamplers (K = 2*stride, padding (K-s)/2)
-    transpose_cases = [(1, 64, 32, 101, 16, 8, True), (2, 32, 16, 257, 4, 2, True), (1, 24, 20, 33, 11, 5, False)]
+    # (batch, C_in, C_out, T_in, K, stride, bias): HiFi-GAN's upsamplers (K = 2*stride, padding (K-s)/2),
+    # ParallelWaveGAN's odd ones (K = 2*stride, output_padding 1)
+    transpose_cases = [(1, 64, 32, 101, 16, 8, True), (2, 32, 16, 257, 4, 2, True), (1, 24, 20, 33, 11, 5, False),
+                       (2, 48, 24, 77, 6, 3, True)]
     if big:
         conv_cases += [(2, 512, 512, 1003, 3, 1, True, True, "none"), (1, 128, 128, 22051, 11, 5, True, True, "none")]
         transpose_cases += [(2, 512, 256, 431, 16, 8, True), (1, 64, 32, 22050, 4, 2, True)]

@@ -76,17 +76,20 @@ def test_lrelu_conv1d_matches_reference(i, isa):
         assert_close(a, e, f"grad {name}")
 
 
-@pytest.mark.parametrize("c_in,c_out,t,k,stride,pad", [
-    (5, 3, 1, 16, 8, 4), (4, 6, 7, 16, 8, 4), (3, 5, 129, 4, 2, 1), (6, 2, 33, 8, 4, 2),
-    (2, 3, 10, 5, 3, 0), (3, 2, 9, 3, 4, 1), (2, 2, 5, 7, 2, 3),
+# The last column is output_padding: ParallelWaveGAN's odd scales (u=5: K 10, padding 3, output_padding 1;
+# u=3: K 6, padding 2, output_padding 1), one wider than the padding, and one on a single input step.
+@pytest.mark.parametrize("c_in,c_out,t,k,stride,pad,out_pad", [
+    (5, 3, 1, 16, 8, 4, 0), (4, 6, 7, 16, 8, 4, 0), (3, 5, 129, 4, 2, 1, 0), (6, 2, 33, 8, 4, 2, 0),
+    (2, 3, 10, 5, 3, 0, 0), (3, 2, 9, 3, 4, 1, 0), (2, 2, 5, 7, 2, 3, 0),
+    (5, 3, 11, 10, 5, 3, 1), (3, 4, 37, 6, 3, 2, 1), (2, 3, 10, 5, 3, 0, 2), (4, 3, 1, 10, 5, 3, 1),
 ])
-def test_lrelu_conv_transpose1d_matches_reference(c_in, c_out, t, k, stride, pad, isa):
+def test_lrelu_conv_transpose1d_matches_reference(c_in, c_out, t, k, stride, pad, out_pad, isa):
     x = torch.randn(3, c_in, 2 * t)[:, :, ::2].requires_grad_()
     w = torch.randn(c_in, c_out, k, requires_grad=True)
     b = torch.randn(c_out, requires_grad=True)
-    y = ops.lrelu_conv_transpose1d(x, w, b, stride, pad, 0.1)
+    y = ops.lrelu_conv_transpose1d(x, w, b, stride, pad, 0.1, out_pad)
     x64, w64, b64 = (v.detach().double().requires_grad_() for v in (x, w, b))
-    ref = ops.lrelu_conv_transpose1d_ref(x64, w64, b64, stride, pad, 0.1)
+    ref = ops.lrelu_conv_transpose1d_ref(x64, w64, b64, stride, pad, 0.1, out_pad)
     assert y.shape == ref.shape
     assert_close(y, ref, "output")
     g = torch.randn_like(y)

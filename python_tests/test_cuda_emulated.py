@@ -58,16 +58,17 @@ def test_lrelu_conv1d(emulated, dtype, tol, epilogue, c_in, c_out, k, dilation, 
           conv.lrelu_conv1d_backward_ref(g, x, w, b, dilation, 0.1, epilogue), 10 * tol)
 
 
-@pytest.mark.parametrize("stride,k,padding,t", [(8, 16, 4, 13), (5, 11, 3, 7), (2, 4, 1, 70), (3, 2, 0, 5)])
-def test_lrelu_conv_transpose1d(emulated, stride, k, padding, t):
+@pytest.mark.parametrize("stride,k,padding,out_pad,t", [(8, 16, 4, 0, 13), (5, 11, 3, 0, 7), (2, 4, 1, 0, 70),
+                                                        (3, 2, 0, 0, 5), (5, 10, 3, 1, 9), (3, 5, 0, 2, 6)])
+def test_lrelu_conv_transpose1d(emulated, stride, k, padding, out_pad, t):
     x, w, b = sliced((2, 20, t)), torch.randn(20, 10, k) / k, torch.randn(10)
-    close(emulated.lrelu_conv_transpose1d(x, w, b, stride, padding, 0.1),
-          transpose.lrelu_conv_transpose1d_ref(x, w, b, stride, padding, 0.1), 2e-5)
-    ref = transpose.lrelu_conv_transpose1d_ref(x, w, None, stride, padding, 0.1)
-    close(emulated.lrelu_conv_transpose1d(x, w, None, stride, padding, 0.1), ref, 2e-5)
+    close(emulated.lrelu_conv_transpose1d(x, w, b, stride, padding, 0.1, out_pad),
+          transpose.lrelu_conv_transpose1d_ref(x, w, b, stride, padding, 0.1, out_pad), 2e-5)
+    ref = transpose.lrelu_conv_transpose1d_ref(x, w, None, stride, padding, 0.1, out_pad)
+    close(emulated.lrelu_conv_transpose1d(x, w, None, stride, padding, 0.1, out_pad), ref, 2e-5)
     g = torch.randn_like(ref)
-    close(emulated.lrelu_conv_transpose1d_backward(g, x, w, stride, padding, 0.1),
-          transpose.lrelu_conv_transpose1d_backward_ref(g, x, w, stride, padding, 0.1), 1e-4)
+    close(emulated.lrelu_conv_transpose1d_backward(g, x, w, stride, padding, 0.1, out_pad),
+          transpose.lrelu_conv_transpose1d_backward_ref(g, x, w, stride, padding, 0.1, out_pad), 1e-4)
 
 
 @pytest.mark.parametrize("group,dilations", [(2, [1, 1, 3, 1, 5, 1]), (1, [1, 3])])

@@ -88,6 +88,37 @@ def test_training_gradients_match_unfused():
         torch.testing.assert_close(fused_grads[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
 
 
+# Other toolkits' generator options: ParallelWaveGAN's odd scales (padding u//2 + 1, output_padding 1),
+# kernel 5 and bias-free convs; SpeechBrain's reflect padding (and no conv_post bias, as Coqui allows).
+PWG_LIKE = dict(TINY, upsample_rates=[5, 3], upsample_kernel_sizes=[10, 6], upsample_paddings=[3, 2],
+                upsample_output_paddings=[1, 1], conv_pre_kernel_size=5, conv_post_kernel_size=5,
+                conv_pre_bias=False, upsample_bias=False, resblock_bias=False, conv_post_bias=False)
+SB_LIKE = dict(TINY, padding_mode="reflect", conv_post_bias=False)
+
+
+@pytest.mark.parametrize("h", [PWG_LIKE, SB_LIKE, dict(SB_LIKE, resblock="2", resblock_dilation_sizes=[[1, 2], [2, 3]])],
+                         ids=["pwg_like", "sb_like", "sb_like_resblock2"])
+def test_toolkit_options_fused_matches_eager_forward_and_backward(h):
+    torch.manual_seed(3)
+    model = HiFiGAN(h, fused=True)
+    mel = torch.randn(2, 80, 7)
+    y = model(mel)
+    hop = 15 if h is PWG_LIKE else 8
+    assert y.shape == (2, 1, 7 * hop)  # PWG's paddings give T * prod(scales) for odd scales too
+    y.square().mean().backward()
+    fused_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.fused = False
+    want = model(mel)
+    want.square().mean().backward()
+    close(y.detach(), want.detach())
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(fused_grads[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
+    with torch.no_grad():  # inference: the fused resblock op (zero biases where the convs have none)
+        model.fused = True
+        close(model.eval()(mel), want.detach())
+
+
 def test_config_from_dict_and_json(tmp_path):
     import json
     path = tmp_path / "config.json"
@@ -103,6 +134,13 @@ def test_config_from_dict_and_json(tmp_path):
     ({**PRESETS["v1"], "resblock": "3"}, "resblock must be '1' or '2'"),
     ({**PRESETS["v1"], "upsample_rates": [8, 8]}, "must have the same length"),
     ({**PRESETS["v1"], "resblock_kernel_sizes": [3, 4, 11]}, "must be odd"),
+    ({**PRESETS["v1"], "upsample_paddings": [4, 4, 1]}, r"upsample_paddings must list one int >= 0 per upsampling "
+                                                         r"layer \(4\), got \[4, 4, 1\]"),
+    ({**PRESETS["v1"], "upsample_output_paddings": [0, 8, 0, 0]}, r"upsample_output_paddings\[1\] = 8 must be "
+                                                                    r"smaller than the layer's upsample rate 8"),
+    ({**PRESETS["v1"], "padding_mode": "circular"}, r"padding_mode must be one of \('zeros', 'reflect'\), got 'circular'"),
+    ({**PRESETS["v1"], "conv_pre_kernel_size": 6}, "conv_pre_kernel_size must be an odd int"),
+    ({**PRESETS["v1"], "resblock_bias": "no"}, "resblock_bias must be true or false, got 'no'"),
 ])
 def test_bad_config(bad, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -67,24 +67,27 @@ def test_lrelu_conv1d_forward_backward(case, route, backend):
         torch.testing.assert_close(a.double(), e.double(), rtol=1e-5, atol=1e-5 * max(1.0, e.abs().max().item()))
 
 
-@pytest.mark.parametrize("stride,k,pad", [(8, 16, 4), (2, 4, 1), (4, 8, 2), (3, 5, 0)])
+@pytest.mark.parametrize("stride,k,pad,out_pad", [(8, 16, 4, 0), (2, 4, 1, 0), (4, 8, 2, 0), (3, 5, 0, 0),
+                                                   (5, 10, 3, 1), (3, 6, 2, 1), (3, 5, 0, 2)])
 @pytest.mark.parametrize("route", ["op", "eager"])
-def test_lrelu_conv_transpose1d_forward_backward(stride, k, pad, route, backend):
+def test_lrelu_conv_transpose1d_forward_backward(stride, k, pad, out_pad, route, backend):
     backend("auto" if route == "op" else "eager")
     x = torch.randn(2, 6, 26)[:, :, 1::2].requires_grad_()  # 13 steps, non-contiguous
     w = torch.randn(6, 5, k, requires_grad=True)
     bias = torch.randn(5, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        y = ops.lrelu_conv_transpose1d(x, w, bias, stride, pad, 0.1)
-    assert y.shape == (2, 5, (13 - 1) * stride - 2 * pad + k)
-    # Independent definition: scatter each input step's taps into the output.
+        y = ops.lrelu_conv_transpose1d(x, w, bias, stride, pad, 0.1, out_pad)
+    t_out = (13 - 1) * stride - 2 * pad + k + out_pad
+    assert y.shape == (2, 5, t_out)
+    # Independent definition: scatter each input step's taps into the output; output_padding reaches
+    # past the scattered taps (out_pad > pad), where only the bias lands.
     xd, wd = x.double(), w.double()
     a = torch.where(xd > 0, xd, 0.1 * xd)
-    full = torch.zeros(2, 5, (13 - 1) * stride + k, dtype=torch.float64)
+    full = torch.zeros(2, 5, (13 - 1) * stride + k + out_pad, dtype=torch.float64)
     for s in range(13):
         full[:, :, s * stride: s * stride + k] += torch.einsum("bi,iok->bok", a[:, :, s], wd)
-    ref = full[:, :, pad: full.shape[2] - pad] + bias.double()[None, :, None]
+    ref = full[:, :, pad: pad + t_out] + bias.double()[None, :, None]
     torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
     g = torch.randn_like(y)
     got = torch.autograd.grad(y, (x, w, bias), g)
@@ -106,6 +109,8 @@ def test_gradcheck_float64():
     bt = torch.randn(2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda x, w, b: torch.ops.vocoder_ext.lrelu_conv_transpose1d(x, w, b, 2, 1, 0.1), (x, wt, bt))
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: torch.ops.vocoder_ext.lrelu_conv_transpose1d(x, w, b, 3, 1, 0.1, 2), (x, wt, bt))
 
 
 @needs_ext
@@ -222,3 +227,7 @@ def test_lrelu_conv_transpose1d_bad_input():
         ops.lrelu_conv_transpose1d(x, torch.randn(4, 2, 16), None, 0, 4)
     with pytest.raises(ValueError, match=r"bias: expected shape \(2,\)"):
         ops.lrelu_conv_transpose1d(x, torch.randn(4, 2, 16), torch.randn(4), 8, 4)
+    with pytest.raises(ValueError, match=r"output_padding: expected 0 <= output_padding < stride \(5\), got 5"):
+        ops.lrelu_conv_transpose1d(x, torch.randn(4, 2, 10), None, 5, 3, 0.1, 5)
+    with pytest.raises(ValueError, match="output_padding: expected an int >= 0"):
+        ops.lrelu_conv_transpose1d(x, torch.randn(4, 2, 10), None, 5, 3, 0.1, -1)

@@ -347,6 +347,18 @@ def test_coqui_checkpoint_gives_coqui_audio(tmp_path, wn_keys):
     assert_coqui_audio(model, gen, feats["inference_padding"])
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_coqui_conv_post_without_bias(tmp_path, fused):
+    params = coqui_params(conv_post_bias=False)
+    gen = CoquiGenerator(N_MELS, params).eval()
+    assert gen.conv_post.bias is None
+    path = tmp_path / "model_file.pth"
+    torch.save({**coqui_state(gen, "weight_g"), "config": coqui_config(params)}, path)
+    model = HiFiGAN.from_pretrained(path, fused=fused).eval()
+    assert model.config["conv_post_bias"] is False and "conv_post.bias" not in model.state_dict()
+    assert_coqui_audio(model, gen)
+
+
 def test_coqui_config_json_with_comments_and_int_resblock_type(tmp_path):
     """Legacy unprefixed layout, config.json with // comments (a URL in a string survives), and the integer
     resblock_type 1 that makes Coqui build ResBlock2 (Coqui #1068): its first two dilations are used."""
@@ -404,7 +416,8 @@ def _edit_model(fn):
                           r"resblock_type = '2' contradicts the weights, which say 'ResBlock1 keys"),
     "cond_layer": (dict(params=coqui_params(), gen_params=coqui_params(cond_channels=4)),
                    r"conditioning layers \(model_g\.cond_layer\.bias, model_g\.cond_layer\.weight\)"),
-    "no_post_bias": (dict(params=coqui_params(conv_post_bias=False)), r"conv_post_bias = false"),
+    "post_bias_contradicted": (dict(params=coqui_params(conv_post_bias=False), gen_params=coqui_params()),
+                               r"unexpected keys \(1\): model_g\.conv_post\.bias"),
     "other_generator": (dict(), r"generator_model = 'melgan_generator'"),
     "too_few_dilations": (dict(params=coqui_params(resblock_dilation_sizes=[[1, 3], [1, 2]]),
                                gen_params=coqui_params()),

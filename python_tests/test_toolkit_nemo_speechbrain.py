@@ -1,5 +1,6 @@
 """NeMo `.nemo` archives and SpeechBrain generator folders, written in each toolkit's on-disk layout from a
-random-weight jik876-layout model: detection, the same audio through our HiFiGAN, bad files refused."""
+random-weight jik876-layout model (reflect-padded like SpeechBrain's for its files): detection, the same audio
+through our HiFiGAN, bad files refused."""
 import io
 import tarfile
 
@@ -114,7 +115,6 @@ def test_nemo_archive_gives_the_same_audio(tmp_path, mel, h, gzip, nested):
     sd, config, features = nemo.read(path)
     assert config["resblock"] == h["resblock"] and config["num_mels"] == 80 and config["sampling_rate"] == 22050
     assert all(k.startswith(("conv_pre.", "ups.", "resblocks.", "conv_post.")) for k in sd)
-    nemo.check_supported(config)
     assert_same_audio(load_ours(sd, config), orig, mel)
     loaded = HiFiGAN.from_pretrained(path, fused=not (nested and not gzip))  # recognised by its structure
     assert loaded.features["toolkit"] == "nemo"
@@ -250,7 +250,7 @@ upsample_initial_channel: {uic}
 upsample_factors: {rates}
 inference_padding: 5
 cond_channels: 0
-conv_post_bias: True
+conv_post_bias: {post_bias}
 {extra}
 generator: !new:speechbrain.lobes.models.HifiGAN.HifiganGenerator
     in_channels: !ref <in_channels>
@@ -290,6 +290,21 @@ dynamic_range_compression: True
 """
 
 
+def speechbrain_generator(h, conv_post_bias=True):
+    """SpeechBrain's HifiganGenerator: jik876's math, but every stride-1 conv (conv_pre, the resblocks',
+    conv_post) goes through its CNN wrapper's `_manage_padding`: F.pad(x, [p, p], mode="reflect") with
+    p = dilation * (k - 1) // 2, then the conv with padding 0."""
+    gen = OrigGenerator(h)
+    for m in gen.modules():
+        if isinstance(m, torch.nn.Conv1d) and m.stride == (1,):  # weight norm subclasses it
+            p = m.dilation[0] * (m.kernel_size[0] - 1) // 2
+            m.padding = (0,)
+            m.register_forward_pre_hook(lambda _, args, p=p: (torch.nn.functional.pad(args[0], [p, p], mode="reflect"),))
+    if not conv_post_bias:
+        gen.conv_post.register_parameter("bias", None)
+    return gen.eval()
+
+
 def sb_state_dict(orig, variant="weight_g"):
     """SpeechBrain's wrappers hold each torch conv as `.conv`: X.weight_g -> X.conv.weight_g."""
     out = {}
@@ -299,21 +314,21 @@ def sb_state_dict(orig, variant="weight_g"):
     return out
 
 
-def write_sb(folder, orig, h, variant="weight_g", mel=True, state_dict=None, raw_yaml=None):
+def write_sb(folder, orig, h, variant="weight_g", mel=True, state_dict=None, raw_yaml=None, post_bias=True):
     folder.mkdir(exist_ok=True)
     torch.save(state_dict if state_dict is not None else sb_state_dict(orig, variant), folder / "generator.ckpt")
     text = raw_yaml or SB_YAML.format(resblock=h["resblock"], dilations=h["resblock_dilation_sizes"],
                                       kernels=h["resblock_kernel_sizes"], up_kernels=h["upsample_kernel_sizes"],
                                       uic=h["upsample_initial_channel"], rates=h["upsample_rates"],
-                                      extra=SB_MEL if mel else "")
+                                      extra=SB_MEL if mel else "", post_bias=post_bias)
     (folder / "hyperparams.yaml").write_text(text)
     return folder
 
 
 @pytest.mark.parametrize("h", [TINY, TINY2], ids=["resblock1", "resblock2"])
 @pytest.mark.parametrize("variant", ["weight_g", "parametrizations", "plain"])
-def test_speechbrain_folder_weights_map_to_ours(tmp_path, mel, h, variant):
-    orig = OrigGenerator(h).eval()
+def test_speechbrain_folder_gives_the_same_audio(tmp_path, mel, h, variant):
+    orig = speechbrain_generator(h)
     folder = write_sb(tmp_path / "tts-hifigan-ljspeech", orig, h, variant)
     for p in (folder, folder / "generator.ckpt", folder / "hyperparams.yaml"):
         assert speechbrain.detect(p) and not nemo.detect(p)
@@ -322,14 +337,11 @@ def test_speechbrain_folder_weights_map_to_ours(tmp_path, mel, h, variant):
     assert sd.keys() == want.keys() and all(torch.equal(sd[k], want[k]) for k in want)
     assert config["resblock"] == h["resblock"] and config["padding_mode"] == "reflect"
     assert config["upsample_rates"] == h["upsample_rates"] and config["sampling_rate"] == 22050
-    with pytest.raises(CheckpointError, match=r"pads its stride-1 convs with 'reflect' padding; our generator .* "
-                                              r"pad with zeros only"):
-        speechbrain.check_supported(config)
-    with pytest.raises(CheckpointError, match="'reflect' padding"):  # so from_pretrained refuses it, not misloads
-        HiFiGAN.from_pretrained(folder)
-    # The weights are SpeechBrain's exactly: with zero padding (what the tiny original uses) our model gives the
-    # original's audio. SpeechBrain itself pads with reflect, which is why check_supported refuses it.
-    assert_same_audio(load_ours(sd, {k: v for k, v in config.items() if k != "padding_mode"}), orig, mel)
+    for fused in (True, False):
+        assert_same_audio(HiFiGAN.from_pretrained(folder, fused=fused).eval(), orig, mel)
+    zero_padded = load_ours(sd, {k: v for k, v in config.items() if k != "padding_mode"})
+    with torch.no_grad():  # the edges differ with zero padding: what a loader ignoring the mode would give
+        assert not torch.allclose(zero_padded(mel), orig(mel), rtol=1e-3, atol=1e-3)
     assert (features["sample_rate"], features["n_fft"], features["hop_length"], features["n_mels"]) == (22050, 1024,
                                                                                                          256, 80)
     assert (features["log"], features["log_floor"], features["framing"], features["window_periodic"]) == (
@@ -346,12 +358,23 @@ def test_speechbrain_released_yaml_without_mel_settings(tmp_path):
 
 
 def test_speechbrain_resblock_type_from_keys(tmp_path, mel):
-    orig = OrigGenerator(TINY2).eval()  # ResBlock2 weights; the yaml says "1"
+    orig = speechbrain_generator(TINY2)  # ResBlock2 weights; the yaml says "1"
     folder = write_sb(tmp_path / "sb", orig, {**TINY2, "resblock": "1"})
     sd, config, _ = speechbrain.read(folder)
     assert config["resblock"] == "2"
-    config.pop("padding_mode")
     assert_same_audio(load_ours(sd, config), orig, mel)
+
+
+def test_speechbrain_without_conv_post_bias_and_a_too_short_mel(tmp_path, mel):
+    orig = speechbrain_generator(TINY, conv_post_bias=False)
+    folder = write_sb(tmp_path / "sb", orig, TINY, post_bias=False)
+    for fused in (True, False):
+        model = HiFiGAN.from_pretrained(folder, fused=fused).eval()
+        assert model.conv_post.bias is None
+        assert_same_audio(model, orig, mel)
+        # conv_pre (k 7) reflect-pads 3 frames, which needs 4 or more
+        with pytest.raises(ValueError, match=r"reflect padding of 3 steps needs an input longer than 3 steps, got 3"):
+            model(torch.randn(1, 80, 3))
 
 
 def test_speechbrain_detect_is_by_structure(tmp_path):
@@ -392,7 +415,7 @@ def test_speechbrain_bad_yaml(tmp_path):
     with pytest.raises(CheckpointError, match=r"UnitHifiganGenerator is SpeechBrain's discrete-unit HiFi-GAN"):
         speechbrain.read(write_sb(tmp_path / "unit", orig, TINY, raw_yaml=unit.format(
             resblock="1", dilations=TINY["resblock_dilation_sizes"], kernels=TINY["resblock_kernel_sizes"],
-            up_kernels=TINY["upsample_kernel_sizes"], uic=16, rates=TINY["upsample_rates"], extra="")))
+            up_kernels=TINY["upsample_kernel_sizes"], uic=16, rates=TINY["upsample_rates"], extra="", post_bias=True)))
     with pytest.raises(CheckpointError, match=r"no '!new:speechbrain.lobes.models.HifiGAN.HifiganGenerator' entry"):
         speechbrain.read(write_sb(tmp_path / "none", orig, TINY, raw_yaml="model: !new:torch.nn.Linear\n"))
     evil = "x: !!python/object/apply:os.system ['echo pwned']\n"

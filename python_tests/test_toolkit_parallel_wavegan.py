@@ -1,8 +1,8 @@
 """ParallelWaveGAN `checkpoint-*steps.pkl` and ESPnet joint text2wav `.pth` HiFi-GAN files: written in each toolkit's
 on-disk layout from a small independent copy of PWG's generator (parallel_wavegan/models/hifigan.py: its module
 names, its transposed-conv padding u//2 + u%2 with output_padding u%2, weight norm on every conv), read through
-HiFiGAN.from_pretrained with the toolkit's own audio; odd scales, latent-input ESPnet models, causal and other
-variants and bad files refused clearly."""
+HiFiGAN.from_pretrained with the toolkit's own audio, odd scales and bias-free convs included; latent-input
+ESPnet models, causal and other variants and bad files refused clearly."""
 import numpy as np
 import pytest
 import torch
@@ -12,25 +12,28 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from vocoder_ext import CheckpointError, HiFiGAN
-from vocoder_ext.checkpoint.toolkits import layout, parallel_wavegan as pwg
+from vocoder_ext.checkpoint.toolkits import parallel_wavegan as pwg
 
 N_MELS = 20
 EVEN = dict(in_channels=N_MELS, out_channels=1, channels=32, kernel_size=7, upsample_scales=[4, 4, 2, 2],
             upsample_kernel_sizes=[8, 8, 4, 4], resblock_kernel_sizes=[3, 5], resblock_dilations=[[1, 3], [1, 2]],
             use_additional_convs=True, bias=True, nonlinear_activation="LeakyReLU",
             nonlinear_activation_params={"negative_slope": 0.1}, use_weight_norm=True)
-ODD = dict(EVEN, channels=24, upsample_scales=[5, 4, 3], upsample_kernel_sizes=[10, 8, 6])
+ODD = dict(EVEN, channels=24, upsample_scales=[5, 4, 3], upsample_kernel_sizes=[10, 8, 6])  # 24 kHz's [5,5,4,3]
+SCALES_8522 = dict(EVEN, upsample_scales=[8, 5, 2, 2], upsample_kernel_sizes=[16, 10, 4, 4])  # 16 kHz, hop 160
 BLOCK2 = dict(EVEN, use_additional_convs=False, resblock_dilations=[[1, 3], [2, 3]])
+NO_BIAS_K5 = dict(ODD, bias=False, kernel_size=5)
 
 
 # ---- PWG's HiFiGANGenerator, re-written from its source -----------------------------------------------
 class PWGResidualBlock(nn.Module):
-    def __init__(self, k, ch, dilations, additional):
+    def __init__(self, k, ch, dilations, additional, bias):
         super().__init__()
-        self.convs1 = nn.ModuleList(nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(ch, ch, k, 1, dilation=d,
+        self.convs1 = nn.ModuleList(nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(ch, ch, k, 1, dilation=d, bias=bias,
                                                                                padding=(k - 1) // 2 * d))
                                     for d in dilations)
-        self.convs2 = nn.ModuleList(nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(ch, ch, k, 1, padding=(k - 1) // 2))
+        self.convs2 = nn.ModuleList(nn.Sequential(nn.LeakyReLU(0.1), nn.Conv1d(ch, ch, k, 1, bias=bias,
+                                                                               padding=(k - 1) // 2))
                                     for _ in dilations) if additional else None
 
     def forward(self, x):
@@ -43,20 +46,25 @@ class PWGResidualBlock(nn.Module):
 
 
 class PWGHiFiGAN(nn.Module):
-    def __init__(self, p):
+    """espnet=True: ESPnet's copy, whose `bias` reaches the residual blocks only."""
+
+    def __init__(self, p, espnet=False):
         super().__init__()
-        ch, ks = p["channels"], p["kernel_size"]
+        ch, ks, bias = p["channels"], p["kernel_size"], p["bias"]
+        outer_bias = True if espnet else bias
         self.num_blocks = len(p["resblock_kernel_sizes"])
-        self.input_conv = nn.Conv1d(p["in_channels"], ch, ks, 1, padding=(ks - 1) // 2)
+        self.input_conv = nn.Conv1d(p["in_channels"], ch, ks, 1, padding=(ks - 1) // 2, bias=outer_bias)
         self.upsamples, self.blocks = nn.ModuleList(), nn.ModuleList()
         for i, (u, k) in enumerate(zip(p["upsample_scales"], p["upsample_kernel_sizes"])):
             assert k == 2 * u
             self.upsamples.append(nn.Sequential(nn.LeakyReLU(0.1), nn.ConvTranspose1d(
-                ch // 2 ** i, ch // 2 ** (i + 1), k, u, padding=u // 2 + u % 2, output_padding=u % 2)))
+                ch // 2 ** i, ch // 2 ** (i + 1), k, u, padding=u // 2 + u % 2, output_padding=u % 2,
+                bias=outer_bias)))
             for rk, dil in zip(p["resblock_kernel_sizes"], p["resblock_dilations"]):
-                self.blocks.append(PWGResidualBlock(rk, ch // 2 ** (i + 1), dil, p["use_additional_convs"]))
+                self.blocks.append(PWGResidualBlock(rk, ch // 2 ** (i + 1), dil, p["use_additional_convs"], bias))
         last = ch // 2 ** len(p["upsample_scales"])
-        self.output_conv = nn.Sequential(nn.LeakyReLU(), nn.Conv1d(last, 1, ks, 1, padding=(ks - 1) // 2), nn.Tanh())
+        self.output_conv = nn.Sequential(nn.LeakyReLU(), nn.Conv1d(last, 1, ks, 1, padding=(ks - 1) // 2,
+                                                                   bias=outer_bias), nn.Tanh())
         for m in self.modules():
             if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
                 weight_norm(m)
@@ -145,6 +153,8 @@ def mel():
 def assert_same_audio(path, gen, mel):
     with torch.no_grad():
         want = gen(mel)
+        hop = int(np.prod([up[1].stride[0] for up in gen.upsamples]))
+        assert want.shape[-1] == mel.shape[-1] * hop  # PWG's paddings: T * prod(scales), odd scales too
         for fused in (True, False):
             model = HiFiGAN.from_pretrained(path, fused=fused).eval()
             torch.testing.assert_close(model(mel), want, rtol=1e-5, atol=1e-5)
@@ -152,17 +162,22 @@ def assert_same_audio(path, gen, mel):
 
 
 # ---- what is read -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("params,variant", [(EVEN, "weight_g"), (BLOCK2, "weight_g"), (EVEN, "parametrizations"),
-                                            (EVEN, "plain")], ids=["resblock1", "resblock2", "parametrizations", "plain"])
+@pytest.mark.parametrize("params,variant", [
+    (EVEN, "weight_g"), (BLOCK2, "weight_g"), (EVEN, "parametrizations"), (EVEN, "plain"), (ODD, "weight_g"),
+    (SCALES_8522, "weight_g"), (NO_BIAS_K5, "weight_g")],
+    ids=["resblock1", "resblock2", "parametrizations", "plain", "odd_5_4_3", "scales_8_5_2_2", "no_bias_kernel5"])
 def test_pwg_checkpoint_gives_the_same_audio(tmp_path, mel, params, variant):
     gen = PWGHiFiGAN(params).eval()
     path = write_pwg(tmp_path / "ljspeech_hifigan.v1", gen, params, variant=variant)
     assert pwg.detect(path) and pwg.detect(path.parent)
     sd, config, features = pwg.read(path)
-    assert config["resblock"] == ("1" if params is EVEN else "2") and config["num_mels"] == N_MELS
-    assert config["upsample_paddings"] == [2, 2, 1, 1] and config["upsample_output_paddings"] == [0, 0, 0, 0]
+    assert config["resblock"] == ("2" if params is BLOCK2 else "1") and config["num_mels"] == N_MELS
+    scales = params["upsample_scales"]
+    assert config["upsample_paddings"] == [u // 2 + u % 2 for u in scales]
+    assert config["upsample_output_paddings"] == [u % 2 for u in scales]
     assert config["sampling_rate"] == 24000
-    pwg.check_supported(config)
+    assert config["conv_pre_kernel_size"] == config["conv_post_kernel_size"] == params["kernel_size"]
+    assert all(config[f"{layer}_bias"] == params["bias"] for layer in ("conv_pre", "upsample", "resblock", "conv_post"))
     model = assert_same_audio(path, gen, mel)
     assert model.weight_normed == (variant != "plain")
     assert features["toolkit"] == "parallel_wavegan"
@@ -204,6 +219,15 @@ def test_espnet_joint_text2wav_gives_the_same_audio(tmp_path, mel):
     assert f["normalization"]["type"] == "global_mvn" and f["normalization"]["scale"].shape == (N_MELS,)
 
 
+def test_espnet_bias_false_drops_only_the_residual_blocks_biases(tmp_path, mel):
+    gen = PWGHiFiGAN(NO_BIAS_K5, espnet=True).eval()
+    path = write_espnet(tmp_path, gen, NO_BIAS_K5)
+    _, config, _ = pwg.read(path)
+    assert config["resblock_bias"] is False and "conv_post_bias" not in config
+    model = assert_same_audio(path, gen, mel)
+    assert model.conv_pre.bias is not None and model.resblocks[0].convs1[0].bias is None
+
+
 def test_other_formats_are_not_detected(tmp_path):
     sd = HiFiGAN(dict(resblock="1", upsample_rates=[2], upsample_kernel_sizes=[4], upsample_initial_channel=8,
                       resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1]])).state_dict()
@@ -214,19 +238,6 @@ def test_other_formats_are_not_detected(tmp_path):
 
 
 # ---- what is refused --------------------------------------------------------------------------------
-def test_odd_scales_are_read_but_refused_by_from_pretrained(tmp_path):
-    path = write_pwg(tmp_path, PWGHiFiGAN(ODD), ODD)
-    sd, config, _ = pwg.read(path)
-    assert config["upsample_rates"] == [5, 4, 3] and config["upsample_kernel_sizes"] == [10, 8, 6]
-    assert config["upsample_paddings"] == [3, 2, 2] and config["upsample_output_paddings"] == [1, 0, 1]
-    assert "ups.2.weight_g" in sd
-    with pytest.raises(CheckpointError, match=r"odd upsample scales \[5, 3\].*stage 0: scale 5, kernel 10 needs "
-                                              r"padding 3 and output_padding 1"):
-        layout.check_supported(config)
-    with pytest.raises(CheckpointError, match=r"odd upsample scales \[5, 3\]"):
-        HiFiGAN.from_pretrained(path)
-
-
 @pytest.mark.parametrize("prefix,model", [("tts.generator.decoder.", "VITS"), ("tts.generator.generator.", "JETS")])
 def test_espnet_vits_and_jets_are_refused(tmp_path, prefix, model):
     path = write_espnet(tmp_path, PWGHiFiGAN(EVEN), prefix=prefix, tts_conf={"generator_params": {}})
@@ -246,12 +257,11 @@ def causal_keys(sd):
     (dict(use_causal_conv=True), "use_causal_conv"),
     (dict(nonlinear_activation="ReLU", nonlinear_activation_params={}), "nonlinear_activation 'ReLU'"),
     (dict(nonlinear_activation_params={"negative_slope": 0.2}), "negative_slope 0.2"),
-    (dict(bias=False), "bias: false"),
     (dict(out_channels=4), "multi-band"),
-    (dict(kernel_size=5), "kernel_size 5"),
+    (dict(kernel_size=6), "kernel_size 6"),
     (dict(generator_type="MelGANGenerator"), "generator_type 'MelGANGenerator'"),
     ("causal keys", "causal ParallelWaveGAN"),
-], ids=["causal_config", "relu", "slope", "no_bias", "multiband", "kernel", "melgan", "causal_keys"])
+], ids=["causal_config", "relu", "slope", "multiband", "even_kernel", "melgan", "causal_keys"])
 def test_pwg_variants_are_refused_by_name(tmp_path, change, message):
     gen = PWGHiFiGAN(EVEN)
     cfg, sd = pwg_config(dict(EVEN)), None

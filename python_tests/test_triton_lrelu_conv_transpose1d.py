@@ -126,6 +126,30 @@ def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
     assert len(launches["conv"].grids) == 2 and len(launches["grad_weight"].grids) == 1  # from the kernels
 
 
+# (batch, C_in, C_out, T_in, K, stride, padding, output_padding, layout): ParallelWaveGAN's odd scales
+# (K = 2u, padding u//2 + 1, output_padding 1), an output_padding wider than the padding (outputs no tap
+# reaches but the bias), and a single input step.
+OUTPUT_PADDING_CASES = [
+    (2, 17, 20, 7, 10, 5, 3, 1, "slice"),
+    (1, 20, 18, 19, 6, 3, 2, 1, "transposed"),
+    (3, 18, 17, 5, 5, 3, 0, 2, "contiguous"),
+    (1, 19, 17, 1, 10, 5, 3, 1, "contiguous"),
+]
+
+
+@pytest.mark.parametrize("case", OUTPUT_PADDING_CASES, ids=str)
+def test_output_padding_forward_and_backward_match_reference(case, launches):
+    batch, c_in, c_out, t_len, k, s, p, op, layout = case
+    x, w, b = _inputs(batch, c_in, c_out, t_len, k, layout=layout)
+    y = K.lrelu_conv_transpose1d_triton(x, w, b, s, p, SLOPE, op)
+    assert y.shape == (batch, c_out, _t_out(t_len, k, s, p) + op)
+    assert_close_fp32(y, lrelu_conv_transpose1d_ref(x, w, b, s, p, SLOPE, op))
+    g = torch.randn(batch, c_out, 2 * y.shape[2])[:, :, ::2]
+    grads = K.lrelu_conv_transpose1d_backward_triton(g, x, w, s, p, SLOPE, op)
+    for out, ref in zip(grads, lrelu_conv_transpose1d_backward_ref(g, x, w, s, p, SLOPE, op)):
+        assert_close_fp32(out, ref)
+
+
 def test_grad_weight_of_a_long_input_is_split_over_time(launches):
     # Few channels, a long input (late upsampling stages): the reduction over input positions runs as
     # 4 chunks of 32 (interpreter sizes), the last one partial, and grad_b's loop over output positions
@@ -175,6 +199,10 @@ def test_bad_inputs_raise_clear_errors():
         K.lrelu_conv_transpose1d_triton(x, w, stride=0)
     with pytest.raises(ValueError, match="padding: expected an int >= 0"):
         K.lrelu_conv_transpose1d_triton(x, w, padding=-1)
+    with pytest.raises(ValueError, match=r"output_padding: expected an int < stride \(2\), got 2"):
+        K.lrelu_conv_transpose1d_triton(x, w, stride=2, padding=1, output_padding=2)
+    with pytest.raises(ValueError, match="grad_out: expected shape"):  # the output_padding's extra step
+        K.lrelu_conv_transpose1d_backward_triton(g, x, w, 2, 1, SLOPE, 1)
     with pytest.raises(ValueError, match="T_out=0 < 1"):
         K.lrelu_conv_transpose1d_triton(x[:, :, :1], torch.randn(4, 5, 2), stride=1, padding=1)
     with pytest.raises(ValueError, match="grad_out: expected shape"):

@@ -16,14 +16,14 @@ namespace {
 
 at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& weight,
                                       const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding,
-                                      double slope) {
-  checks::check_lrelu_conv_transpose1d(c10::DeviceType::CPU, x, weight, bias, stride, padding);
+                                      double slope, int64_t output_padding) {
+  checks::check_lrelu_conv_transpose1d(c10::DeviceType::CPU, x, weight, bias, stride, padding, output_padding);
   const at::ScalarType ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor xc = x.to(ct).contiguous(), wc = weight.to(ct).contiguous();
   const at::Tensor bc = bias ? bias->to(ct).contiguous() : at::Tensor();
   const int64_t batch = x.size(0), c_in = x.size(1), t_in = x.size(2);
   const int64_t c_out = weight.size(1), k = weight.size(2);
-  const int64_t t_out = (t_in - 1) * stride - 2 * padding + k;
+  const int64_t t_out = transposed_out_len(t_in, stride, padding, k, output_padding);
   at::Tensor y = at::empty({batch, c_out, t_out}, xc.options());
   // [C_out, C_in, K]: each output channel's taps contiguous for the kernel's per-block gather.
   const at::Tensor wt = wc.transpose(0, 1).contiguous();

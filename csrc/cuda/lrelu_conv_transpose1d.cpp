@@ -15,12 +15,12 @@ namespace {
 
 at::Tensor lrelu_conv_transpose1d_cuda(const at::Tensor& x_in, const at::Tensor& weight,
                                        const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding,
-                                       double slope) {
-  checks::check_lrelu_conv_transpose1d(kDevice, x_in, weight, bias, stride, padding);
+                                       double slope, int64_t output_padding) {
+  checks::check_lrelu_conv_transpose1d(kDevice, x_in, weight, bias, stride, padding, output_padding);
   const DeviceGuard guard(x_in.device());
   const at::Tensor x = unit_time(x_in);
   const int64_t batch = x.size(0), t_in = x.size(2), c_out = weight.size(1), k = weight.size(2);
-  const int64_t t_out = (t_in - 1) * stride - 2 * padding + k;
+  const int64_t t_out = transposed_out_len(t_in, stride, padding, k, output_padding);
   const at::Tensor b = bias ? bias->to(acc_type(x)).contiguous() : at::Tensor();
   at::Tensor y = at::empty({batch, c_out, t_out}, x.options());
   for (int64_t r = 0; r < stride && r < t_out; ++r) {
@@ -50,10 +50,11 @@ at::Tensor lrelu_conv_transpose1d_cuda(const at::Tensor& x_in, const at::Tensor&
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv_transpose1d_backward_cuda(
     const at::Tensor& grad_out, const at::Tensor& x_in, const at::Tensor& weight, int64_t stride, int64_t padding,
-    double slope) {
-  checks::check_lrelu_conv_transpose1d(kDevice, x_in, weight, std::nullopt, stride, padding);
+    double slope, int64_t output_padding) {
+  checks::check_lrelu_conv_transpose1d(kDevice, x_in, weight, std::nullopt, stride, padding, output_padding);
   const int64_t batch = x_in.size(0), c_in = x_in.size(1), t_in = x_in.size(2);
-  const int64_t c_out = weight.size(1), k = weight.size(2), t_out = (t_in - 1) * stride - 2 * padding + k;
+  const int64_t c_out = weight.size(1), k = weight.size(2);
+  const int64_t t_out = transposed_out_len(t_in, stride, padding, k, output_padding);
   TORCH_CHECK(grad_out.sizes() == at::IntArrayRef({batch, c_out, t_out}) &&
                   grad_out.scalar_type() == x_in.scalar_type() && grad_out.device() == x_in.device(),
               "lrelu_conv_transpose1d_backward: grad_out must be a ", x_in.scalar_type(), " tensor [", batch, ", ",

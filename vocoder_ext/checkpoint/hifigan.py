@@ -93,10 +93,7 @@ def _toolkit_reading(path, map_location):
     for name, reader in (("huggingface", huggingface), ("speechbrain", speechbrain), ("nemo", nemo),
                          ("parallel_wavegan", parallel_wavegan)):
         if reader.detect(path):  # parallel_wavegan: config.yml/config.yaml beside it first, then key names
-            result = reader.read(path, map_location)
-            if name in ("speechbrain", "parallel_wavegan"):
-                reader.check_supported(result[1])  # reflect padding; PWG's odd-scale upsample padding
-            return name, result
+            return name, reader.read(path, map_location)
     return None
 
 

@@ -3,6 +3,8 @@ import copy
 import json
 import os
 
+from ..generator_options import OPTIONS, PADDING_MODES, option
+
 ARCH_KEYS = ("resblock", "upsample_rates", "upsample_kernel_sizes", "upsample_initial_channel",
              "resblock_kernel_sizes", "resblock_dilation_sizes")
 
@@ -73,12 +75,35 @@ def _validate(h):
             raise ConfigError(f"config: resblock kernel sizes must be odd ('same' padding), got {k}")
     if h["resblock"] == "2" and any(len(d) != 2 for d in h["resblock_dilation_sizes"]):
         raise ConfigError(f"config: resblock '2' takes two dilations per kernel, got {h['resblock_dilation_sizes']}")
+    _validate_options(h)
     channels = h["upsample_initial_channel"]
     if channels % (2 ** len(h["upsample_rates"])):
         raise ConfigError(f"config: upsample_initial_channel {channels} must halve cleanly "
                           f"{len(h['upsample_rates'])} times")
 
 
+def _validate_options(h):
+    stages = len(h["upsample_rates"])
+    for key in ("upsample_paddings", "upsample_output_paddings"):
+        value = option(h, key)
+        if (not isinstance(value, (list, tuple)) or len(value) != stages
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+            raise ConfigError(f"config: {key} must list one int >= 0 per upsampling layer ({stages}), got {value!r}")
+    for i, (u, op) in enumerate(zip(h["upsample_rates"], option(h, "upsample_output_paddings"))):
+        if op >= u:
+            raise ConfigError(f"config: upsample_output_paddings[{i}] = {op} must be smaller than the layer's "
+                              f"upsample rate {u}")
+    if option(h, "padding_mode") not in PADDING_MODES:
+        raise ConfigError(f"config: padding_mode must be one of {PADDING_MODES}, got {option(h, 'padding_mode')!r}")
+    for key in ("conv_pre_kernel_size", "conv_post_kernel_size"):
+        k = option(h, key)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 != 1:
+            raise ConfigError(f"config: {key} must be an odd int ('same' padding), got {k!r}")
+    for key in ("conv_pre_bias", "upsample_bias", "resblock_bias", "conv_post_bias"):
+        if not isinstance(option(h, key), bool):
+            raise ConfigError(f"config: {key} must be true or false, got {option(h, key)!r}")
+
+
 def arch(h):
     """The generator-defining part of a config (what NVIDIA's checkpoints store)."""
-    return {k: copy.deepcopy(h[k]) for k in ARCH_KEYS + ("num_mels",) if k in h}
+    return {k: copy.deepcopy(h[k]) for k in ARCH_KEYS + ("num_mels",) + tuple(OPTIONS) if k in h}

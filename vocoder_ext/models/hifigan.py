@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from .. import ops
 from ..checkpoint.hifigan import convert_generator_state_dict, read_generator, save_generator
-from .config import resolve_config
-from .layers import WNConv1d, remove_weight_norm
+from .config import option, resolve_config
+from .layers import WNConv1d, reflect_pad, remove_weight_norm
 from .mel_input import check_mel
 
 LRELU_SLOPE = 0.1
@@ -29,29 +29,59 @@ def _accumulate(x, accum, scale):
     return x if accum is None else accum + x
 
 
+def _fused_conv(x, conv, slope, residual=None, epilogue="none"):
+    """ops.lrelu_conv1d through `conv`'s weights; a reflect-padded conv pads first (leaky-ReLU commutes
+    with the padding) and keeps the middle, which no zero ever reaches."""
+    if conv.padding_mode != "reflect":
+        return ops.lrelu_conv1d(x, conv.weight, conv.bias, conv.dilation, slope, residual, epilogue)
+    p = conv.padding
+    y = ops.lrelu_conv1d(reflect_pad(x, p), conv.weight, conv.bias, conv.dilation, slope, epilogue=epilogue)
+    y = y[..., p:p + x.shape[-1]]
+    return y if residual is None else y + residual
+
+
+def _fused_block(block, x, accum, scale):
+    """accum + scale * block(x) on the fused ops: one resblock op, or conv by conv where it cannot
+    (reflect padding); bias-free convs run with zero biases there."""
+    weights, biases, dilations, group = block.conv_chain()
+    convs = block.convs_in_order()
+    if convs[0].padding_mode == "reflect":
+        for i in range(0, len(convs), group):
+            y = x
+            for conv in convs[i:i + group - 1]:
+                y = _fused_conv(y, conv, LRELU_SLOPE)
+            x = _fused_conv(y, convs[i + group - 1], LRELU_SLOPE, residual=x)
+        return _accumulate(x, accum, scale)
+    biases = [b if b is not None else x.new_zeros(w.shape[0]) for w, b in zip(weights, biases)]
+    return ops.resblock(x, weights, biases, dilations, group, LRELU_SLOPE, accum=accum, scale=scale)
+
+
 class ResBlock1(nn.Module):
     """Pairs of (dilated conv, conv), each preceded by leaky-ReLU, with a residual around each pair."""
 
-    def __init__(self, channels, kernel_size=3, dilation=(1, 3, 5)):
+    def __init__(self, channels, kernel_size=3, dilation=(1, 3, 5), padding_mode="zeros", bias=True):
         super().__init__()
         self.convs1 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, d),
-                                             dilation=d) for d in dilation)
-        self.convs2 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, 1))
-                                    for _ in dilation)
+                                             dilation=d, padding_mode=padding_mode, bias=bias) for d in dilation)
+        self.convs2 = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, 1),
+                                             padding_mode=padding_mode, bias=bias) for _ in dilation)
 
     def forward(self, x, fused=False, accum=None, scale=1.0):
         """accum + scale * block(x); the fused path does it in one op (the MRF average's step)."""
         if fused:
-            return ops.resblock(x, *self.conv_chain(), LRELU_SLOPE, accum=accum, scale=scale)
+            return _fused_block(self, x, accum, scale)
         for c1, c2 in zip(self.convs1, self.convs2):
             # One expression, as the original writes it: each temporary is freed as soon as it is used,
             # which keeps one [B, C, T] buffer fewer alive (measured ~5% of V1's eager time on 2 cores).
             x = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE)) + x
         return _accumulate(x, accum, scale)
 
+    def convs_in_order(self):
+        return [c for pair in zip(self.convs1, self.convs2) for c in pair]
+
     def conv_chain(self):
         """(weights, biases, dilations, group) for ops.resblock: the pairs, in order."""
-        convs = [c for pair in zip(self.convs1, self.convs2) for c in pair]
+        convs = self.convs_in_order()
         return [c.weight for c in convs], [c.bias for c in convs], [c.dilation for c in convs], 2
 
     def remove_weight_norm(self):
@@ -62,18 +92,21 @@ class ResBlock1(nn.Module):
 class ResBlock2(nn.Module):
     """Dilated convs, each preceded by leaky-ReLU, each with a residual around it."""
 
-    def __init__(self, channels, kernel_size=3, dilation=(1, 3)):
+    def __init__(self, channels, kernel_size=3, dilation=(1, 3), padding_mode="zeros", bias=True):
         super().__init__()
         self.convs = nn.ModuleList(WNConv1d(channels, channels, kernel_size, padding=get_padding(kernel_size, d),
-                                            dilation=d) for d in dilation)
+                                            dilation=d, padding_mode=padding_mode, bias=bias) for d in dilation)
 
     def forward(self, x, fused=False, accum=None, scale=1.0):
         """accum + scale * block(x); the fused path does it in one op (the MRF average's step)."""
         if fused:
-            return ops.resblock(x, *self.conv_chain(), LRELU_SLOPE, accum=accum, scale=scale)
+            return _fused_block(self, x, accum, scale)
         for c in self.convs:
             x = c(F.leaky_relu(x, LRELU_SLOPE)) + x
         return _accumulate(x, accum, scale)
+
+    def convs_in_order(self):
+        return list(self.convs)
 
     def conv_chain(self):
         """(weights, biases, dilations, group) for ops.resblock."""
@@ -87,7 +120,9 @@ class ResBlock2(nn.Module):
 class HiFiGAN(nn.Module):
     """The HiFi-GAN generator: mel [B, num_mels, T] -> audio [B, 1, T * prod(upsample_rates)] in [-1, 1].
 
-    config: "v1" | "v2" | "v3", a dict or a JSON file with the original config keys.
+    config: "v1" | "v2" | "v3", a dict or a JSON file with the original config keys, plus the options
+        other toolkits' generators need (models/config.py OPTIONS: per-layer upsample_paddings and
+        upsample_output_paddings, padding_mode "reflect", conv_pre/conv_post kernel sizes, bias-free convs).
     fused: route the residual stacks, upsampling and conv_post through vocoder_ext.ops.
     """
 
@@ -102,23 +137,30 @@ class HiFiGAN(nn.Module):
         for u in h["upsample_rates"]:
             self.hop_length *= u
         uic = h["upsample_initial_channel"]
-        self.conv_pre = WNConv1d(h["num_mels"], uic, 7, padding=3)
+        mode = option(h, "padding_mode")
+        k_pre, k_post = option(h, "conv_pre_kernel_size"), option(h, "conv_post_kernel_size")
+        self.conv_pre = WNConv1d(h["num_mels"], uic, k_pre, padding=k_pre // 2, padding_mode=mode,
+                                 bias=option(h, "conv_pre_bias"))
         self.ups = nn.ModuleList(
-            WNConv1d(uic // 2 ** i, uic // 2 ** (i + 1), k, stride=u, padding=(k - u) // 2, transposed=True)
-            for i, (u, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"])))
+            WNConv1d(uic // 2 ** i, uic // 2 ** (i + 1), k, stride=u, padding=p, transposed=True, output_padding=op,
+                     bias=option(h, "upsample_bias"))
+            for i, (u, k, p, op) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"],
+                                                  option(h, "upsample_paddings"), option(h, "upsample_output_paddings"))))
         resblock = ResBlock1 if h["resblock"] == "1" else ResBlock2
         self.resblocks = nn.ModuleList(
-            resblock(uic // 2 ** (i + 1), k, d)
+            resblock(uic // 2 ** (i + 1), k, d, padding_mode=mode, bias=option(h, "resblock_bias"))
             for i in range(self.num_upsamples)
             for k, d in zip(h["resblock_kernel_sizes"], h["resblock_dilation_sizes"]))
-        self.conv_post = WNConv1d(uic // 2 ** self.num_upsamples, 1, 7, padding=3)
+        self.conv_post = WNConv1d(uic // 2 ** self.num_upsamples, 1, k_post, padding=k_post // 2, padding_mode=mode,
+                                  bias=option(h, "conv_post_bias"))
 
     def forward(self, mel):
-        mel = check_mel(mel, self.config["num_mels"], self.conv_pre.bias.dtype)
+        mel = check_mel(mel, self.config["num_mels"], self.conv_pre.weight.dtype)
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             if self.fused:
-                x = ops.lrelu_conv_transpose1d(x, up.weight, up.bias, up.stride, up.padding, LRELU_SLOPE)
+                x = ops.lrelu_conv_transpose1d(x, up.weight, up.bias, up.stride, up.padding, LRELU_SLOPE,
+                                               up.output_padding)
             else:
                 x = up(F.leaky_relu(x, LRELU_SLOPE))
             blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
@@ -133,8 +175,7 @@ class HiFiGAN(nn.Module):
                     xs = block(x) if xs is None else xs + block(x)
                 x = xs / self.num_kernels
         if self.fused:
-            c = self.conv_post
-            return ops.lrelu_conv1d(x, c.weight, c.bias, 1, POST_LRELU_SLOPE, epilogue="tanh")
+            return _fused_conv(x, self.conv_post, POST_LRELU_SLOPE, epilogue="tanh")
         return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
 
     def remove_weight_norm(self):
@@ -159,10 +200,9 @@ class HiFiGAN(nn.Module):
         """Load a generator checkpoint: the original's `g_XXXXXXXX` (config.json beside it), NVIDIA's
         `hifigan_gen_checkpoint_*.pt`, ours (`save_pretrained`), or another toolkit's: a Hugging Face
         SpeechT5HifiGan folder, a NeMo `.nemo` archive, a Coqui `model_file.pth`, a ParallelWaveGAN
-        `checkpoint-*steps.pkl` or an ESPnet joint text2wav `.pth` (recognised by structure; odd PWG/ESPnet
-        upsample scales and SpeechBrain's reflect-padded convs are refused until the ops can express
-        them). A folder picks
-        its latest generator file. `config` overrides the checkpoint's own (needed for a g_ file without
+        `checkpoint-*steps.pkl` or an ESPnet joint text2wav `.pth` (recognised by structure; the config
+        carries what the toolkit's generator does differently: PWG/ESPnet's odd-scale upsample paddings,
+        SpeechBrain's reflect padding, bias-free convs). A folder picks its latest generator file. `config` overrides the checkpoint's own (needed for a g_ file without
         config.json). `model.features` describes the input features another toolkit's model expects
         (its mel front end, normalisation, inference padding); None for the original's format."""
         state_dict, h, _, features = read_generator(path, config=config, map_location=map_location)

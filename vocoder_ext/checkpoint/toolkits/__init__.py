@@ -5,10 +5,11 @@ the same two functions and nothing run from the files (weights-only torch.load o
   (config.json + model.safetensors or pytorch_model.bin).
 - coqui.py: Coqui TTS GAN vocoder checkpoints (`model_g.` keys, or the legacy unprefixed layout),
   config from the checkpoint or the config.json (with `//` comments) beside it.
-- nemo.py, speechbrain.py: NeMo `.nemo` archives and SpeechBrain `generator.ckpt` (+ hyperparams.yaml);
-  both also have `check_supported(config)` (SpeechBrain's reflect padding is refused there).
+- nemo.py, speechbrain.py: NeMo `.nemo` archives and SpeechBrain `generator.ckpt` (+ hyperparams.yaml;
+  its generator reflect-pads: config `padding_mode: "reflect"`).
 - parallel_wavegan.py: ParallelWaveGAN `checkpoint-*steps.pkl` (+ config.yml, stats.npy/h5) and ESPnet joint
-  text2wav `*.pth` (+ config.yaml); `check_supported(config)` refuses PWG's odd-scale upsample padding.
+  text2wav `*.pth` (+ config.yaml); odd upsample scales carry PWG's paddings (config `upsample_paddings`,
+  `upsample_output_paddings`).
 - layout.py: no reader; our generator's layout that every reader checks against: expected keys and shapes
   from a config, weight-norm name normalisation, the architecture inferred from keys and shapes, and the
   strict key check (one CheckpointError listing missing, unexpected and mis-shaped keys). The readers

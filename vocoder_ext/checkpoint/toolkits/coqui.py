@@ -16,7 +16,8 @@ means ResBlock2 (Coqui #1068); only a string claim that contradicts the keys is 
 Read with torch.load(weights_only=True) only: a file that pickles other objects (an old `AttrDict` config,
 numpy scalars, `mozilla_voice_tts` classes) is refused with the global named, and nothing in it is run.
 Refused as well (CheckpointError naming the file and the key or field): `cond_channels > 0` / `cond_layer` or
-IDIAP `conds.{i}` keys, `conv_post_bias` false, another `generator_model`, missing or unexpected keys.
+IDIAP `conds.{i}` keys, another `generator_model`, missing or unexpected keys. `conv_post_bias: false` gives a
+bias-free conv_post (config `conv_post_bias`).
 
 features (metadata from `config["audio"]`, nothing is applied):
     toolkit, sampling_rate, n_fft, hop_length, win_length (samples; from frame_*_ms when the sample counts are
@@ -177,9 +178,6 @@ def read(path, map_location="cpu"):
     if params.get("cond_channels", 0) or params.get("cond_in_each_up_layer", False):
         raise CheckpointError(f"{source}: generator_model_params.cond_channels = {params.get('cond_channels')} "
                               "(conditioning) is not supported: our generator has no conditioning input")
-    if params.get("conv_post_bias", True) is False:
-        raise CheckpointError(f"{source}: generator_model_params.conv_post_bias = false; our generator's conv_post "
-                              "always has a bias")
     arch = infer_architecture(sd, path, name)
     claim = params.get("resblock_type", "1")
     coqui_builds = "1" if claim == "1" else "2"  # Coqui's own test: the integer 1 builds ResBlock2
@@ -213,7 +211,7 @@ def read(path, map_location="cpu"):
          "upsample_kernel_sizes": arch["upsample_kernel_sizes"],
          "upsample_initial_channel": arch["upsample_initial_channel"],
          "resblock_kernel_sizes": arch["resblock_kernel_sizes"], "resblock_dilation_sizes": [d[:uses] for d in dils],
-         "num_mels": arch["num_mels"]}
+         "num_mels": arch["num_mels"], "conv_post_bias": bool(params.get("conv_post_bias", True))}
     features = _features(cfg, params, source)
     if features["sampling_rate"] is not None:
         h["sampling_rate"] = features["sampling_rate"]

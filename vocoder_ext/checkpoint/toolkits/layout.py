@@ -1,6 +1,7 @@
 """Our generator's layout (the jik876 key names), shared by every toolkit reader in this folder.
 
-- `expected_layers(config)`: the layers, and their weight shapes, of the generator `HiFiGAN(config)` builds;
+- `expected_layers(config)`: the layers, their weight shapes and biases, of the generator `HiFiGAN(config)`
+  builds (the config's options included: conv_pre/conv_post kernel sizes, bias-free convs);
 - `rename_weight_norm(key)`: torch >= 2.1 weight-norm names (`parametrizations.weight.original0/1`) ->
   `weight_g`/`weight_v`;
 - `block_type(sd, where)` and `infer_architecture(sd, where)`: what the keys and shapes say (block type,
@@ -8,12 +9,12 @@
 - `check_generator_keys(sd, config, where)`: the strict check, one CheckpointError listing every missing,
   unexpected and mis-shaped key;
 - `config_field`, `config_mismatch`: reading a toolkit config's generator fields, and the error when one
-  contradicts the weights; `check_supported(config)`: what our generator cannot run (padding_mode, upsample
-  paddings other than ours).
+  contradicts the weights.
 
 Every function that names keys in an error takes `name` (a key in our spelling -> the toolkit's spelling), so
 messages show keys as the file spells them; the default shows our spelling.
 """
+from ...generator_options import option
 from ..files import CheckpointError
 
 PARAM_NAMES = ("weight_g", "weight_v", "weight", "bias")
@@ -100,11 +101,12 @@ def infer_architecture(sd, where, name=_same):
 
 
 def expected_layers(config):
-    """{layer name: (weight shape, transposed)} of the generator `HiFiGAN(config)` builds, in its order."""
+    """{layer name: (weight shape, transposed, has bias)} of the generator `HiFiGAN(config)` builds, in order."""
     uic, rates = config["upsample_initial_channel"], config["upsample_rates"]
-    layers = {"conv_pre": ((uic, config["num_mels"], 7), False)}
+    layers = {"conv_pre": ((uic, config["num_mels"], option(config, "conv_pre_kernel_size")), False,
+                           option(config, "conv_pre_bias"))}
     for i, k in enumerate(config["upsample_kernel_sizes"]):
-        layers[f"ups.{i}"] = ((uic // 2 ** i, uic // 2 ** (i + 1), k), True)
+        layers[f"ups.{i}"] = ((uic // 2 ** i, uic // 2 ** (i + 1), k), True, option(config, "upsample_bias"))
     nk = len(config["resblock_kernel_sizes"])
     lists = ("convs1", "convs2") if config["resblock"] == "1" else ("convs",)
     for i in range(len(rates)):
@@ -112,26 +114,28 @@ def expected_layers(config):
         for j, (k, dils) in enumerate(zip(config["resblock_kernel_sizes"], config["resblock_dilation_sizes"])):
             for conv in lists:
                 for m in range(len(dils)):
-                    layers[f"resblocks.{i * nk + j}.{conv}.{m}"] = ((ch, ch, k), False)
-    layers["conv_post"] = ((1, uic // 2 ** len(rates), 7), False)
+                    layers[f"resblocks.{i * nk + j}.{conv}.{m}"] = ((ch, ch, k), False, option(config, "resblock_bias"))
+    layers["conv_post"] = ((1, uic // 2 ** len(rates), option(config, "conv_post_kernel_size")), False,
+                           option(config, "conv_post_bias"))
     return layers
 
 
 def check_generator_keys(sd, config, where, name=_same):
-    """Strict check of a state dict in our keys against `config`: every layer has a bias and either a plain
-    `weight` or both `weight_g` and `weight_v`, of the config's shapes; nothing else. One CheckpointError lists
-    every missing key (in layer order), unexpected key and shape mismatch (keys spelled via `name`)."""
+    """Strict check of a state dict in our keys against `config`: every layer has a bias where the config
+    says so (and none elsewhere) and either a plain `weight` or both `weight_g` and `weight_v`, of the
+    config's shapes; nothing else. One CheckpointError lists every missing key (in layer order), unexpected
+    key and shape mismatch (keys spelled via `name`)."""
     layers = expected_layers(config)
     params, unexpected, missing, shapes = {}, [], [], []
     for key in sd:
         base, _, param = key.rpartition(".")
-        if base in layers and param in PARAM_NAMES:
+        if base in layers and param in PARAM_NAMES and (param != "bias" or layers[base][2]):
             params.setdefault(base, set()).add(param)
         else:
             unexpected.append(name(key))
-    for base, (shape, transposed) in layers.items():
+    for base, (shape, transposed, bias) in layers.items():
         has = params.get(base, set())
-        want = {"bias": (shape[1] if transposed else shape[0],)}
+        want = {"bias": (shape[1] if transposed else shape[0],)} if bias else {}
         if "weight" in has and not has & {"weight_g", "weight_v"}:
             want["weight"] = shape
         else:  # weight_g: dim 0 is the out channels, the in channels of a transposed conv
@@ -177,26 +181,3 @@ def config_field(section, key, where, kind=None):
     if kind == "int" and not isinstance(value, int):
         raise CheckpointError(f"{where}: generator {key!r} should be an integer, got {value!r}")
     return [list(v) for v in value] if kind == "int_lists" else list(value) if kind == "ints" else value
-
-
-def check_supported(config):
-    """Raise CheckpointError when our generator cannot reproduce the toolkit's network for `config`: any
-    `padding_mode` but zeros (SpeechBrain's reflect-padded stride-1 convs), or `upsample_paddings` /
-    `upsample_output_paddings` other than ours, (k - u) // 2 and 0 (ParallelWaveGAN/ESPnet odd scales)."""
-    mode = config.get("padding_mode", "zeros")
-    if mode != "zeros":
-        raise CheckpointError(f"this generator pads its stride-1 convs with {mode!r} padding; our generator (and its "
-                              "fused ops) pad with zeros only, so its audio would differ at every utterance edge. "
-                              "The weights were read; running them needs padding_mode support in the ops first")
-    rates, kernels = config["upsample_rates"], config["upsample_kernel_sizes"]
-    pads = config.get("upsample_paddings") or [(k - u) // 2 for u, k in zip(rates, kernels)]
-    outs = config.get("upsample_output_paddings") or [0] * len(rates)
-    bad = [i for i, (u, k, p, o) in enumerate(zip(rates, kernels, pads, outs)) if (p, o) != ((k - u) // 2, 0)]
-    if bad:
-        odd = [rates[i] for i in bad if rates[i] % 2]
-        stages = "; ".join(f"stage {i}: scale {rates[i]}, kernel {kernels[i]} needs padding {pads[i]} and "
-                           f"output_padding {outs[i]}, ours gives {(kernels[i] - rates[i]) // 2} and 0" for i in bad)
-        raise CheckpointError(f"this generator's transposed convs are padded differently from ours"
-                              f"{f' (odd upsample scales {odd})' if odd else ''}: {stages}. Our generator (and its "
-                              "fused ops) have no output_padding yet, so each such stage would give one extra, "
-                              "shifted sample. The weights were read; running them needs output_padding support first")

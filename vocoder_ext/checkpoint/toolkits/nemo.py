@@ -41,9 +41,6 @@ Safety: members are streamed, never extracted under their own names: the weights
 private temporary folder and are read with `safe_load` (torch.load weights_only=True); the YAML is parsed
 with yaml.safe_load. An archive with an absolute or `..` member name, a link or non-file member under the
 two names, or duplicated members is refused.
-
-`check_supported(config)` (layout.py's) raises CheckpointError for what our generator cannot run (see
-speechbrain.py: reflect padding); NeMo generators always pass.
 """
 import math
 import os
@@ -55,9 +52,9 @@ import torch
 import yaml
 
 from ..files import CheckpointError, safe_load
-from .layout import block_type, check_generator_keys, check_supported, config_field, conv_weight, rename_weight_norm
+from .layout import block_type, check_generator_keys, config_field, conv_weight, rename_weight_norm
 
-__all__ = ["detect", "read", "check_supported"]
+__all__ = ["detect", "read"]
 
 CONFIG_MEMBER = "model_config.yaml"
 WEIGHTS_MEMBER = "model_weights.ckpt"

@@ -16,10 +16,11 @@ A folder counts as PWG when it holds `checkpoint-{N}steps.pkl` (the highest N is
   resblocks.{n}.convs{1,2}.{m} (convs1 alone -> ResBlock2 `convs`), output_conv.1 -> conv_post; weight norm
   as stored (weight_g/weight_v, torch>=2.1 parametrizations renamed, or plain weight). Strict: one
   CheckpointError lists missing, unexpected and mis-shaped keys, spelled as the file spells them.
-- config: for `HiFiGAN(config)`, plus `upsample_paddings` / `upsample_output_paddings`, PWG's transposed-conv
-  padding u//2 + u%2 and output_padding u%2. For even scales with kernel 2u that is our (k-u)//2 and 0; for
-  odd scales (the 24 kHz [5,5,4,3] models) it is not, and `check_supported(config)` (layout.py's) raises a
-  CheckpointError naming them: the weights are read, running them needs output_padding in our generator.
+- config: for `HiFiGAN(config)`, with `upsample_paddings` / `upsample_output_paddings`, PWG's transposed-conv
+  padding u//2 + u%2 and output_padding u%2 (for even scales with kernel 2u that is jik876's (k-u)//2 and 0;
+  for odd scales, the 24 kHz [5,5,4,3] models, jik876's formula would add a shifted sample per layer),
+  `conv_pre_kernel_size` / `conv_post_kernel_size` from `kernel_size`, and `bias: false` as bias-free convs
+  (PWG: every conv; ESPnet: the residual blocks' only, its other convs always have one).
 - features: PWG/ESPnet log-mel front end (metadata, nothing applied):
 
   | key | meaning |
@@ -35,9 +36,9 @@ A folder counts as PWG when it holds `checkpoint-{N}steps.pkl` (the highest N is
   | inference_padding, missing, notes | 0 (no padding); fields the config lacks; caveats |
 
 Refused (CheckpointError naming the file and the variant): other generator types, causal PWG (`.conv`/`.deconv`
-keys or use_causal_conv), non-LeakyReLU activations or a slope other than 0.1, bias=False convs, ESPnet
-global_conv / global_channels (speaker conditioning), multi-band (out_channels > 1, PQMF), a conv kernel_size
-other than 7 (our conv_pre/conv_post), ResBlock2-style blocks without exactly two dilations, and ESPnet VITS
+keys or use_causal_conv), non-LeakyReLU activations or a slope other than 0.1, ESPnet
+global_conv / global_channels (speaker conditioning), multi-band (out_channels > 1, PQMF), an even
+kernel_size, ResBlock2-style blocks without exactly two dilations, and ESPnet VITS
 (`tts.generator.decoder.`) and JETS (`tts.generator.generator.`): they decode latents, not mels.
 """
 import os
@@ -49,17 +50,17 @@ import torch
 import yaml
 
 from ..files import CheckpointError, safe_load
-from .layout import (block_type, check_generator_keys, check_supported, config_field, config_mismatch,
-                     infer_architecture, rename_weight_norm)
+from .layout import (block_type, check_generator_keys, config_field, config_mismatch, infer_architecture,
+                     rename_weight_norm)
 
-__all__ = ["detect", "read", "check_supported"]
+__all__ = ["detect", "read"]
 
 PWG_CONFIG, ESPNET_CONFIG = "config.yml", "config.yaml"
 _PWG_CKPT = re.compile(r"checkpoint-(\d+)steps\.pkl")
 _ESPNET_PREFIXES = {"tts.generator.vocoder.": "tts_conf", "svs.generator.vocoder.": "svs_conf"}
 _NOT_MEL = {"tts.generator.decoder.": "VITS", "tts.generator.generator.": "JETS"}
 _HEAD_BYTES = 4 << 20
-OUR_SLOPE, OUR_KERNEL = 0.1, 7  # vocoder_ext.models.hifigan: LRELU_SLOPE; conv_pre/conv_post kernel
+OUR_SLOPE = 0.1  # vocoder_ext.models.hifigan: LRELU_SLOPE
 DEFAULTS = {"in_channels": 80, "out_channels": 1, "channels": 512, "global_channels": -1, "kernel_size": 7,
             "upsample_scales": [8, 8, 2, 2], "upsample_kernel_sizes": [16, 16, 4, 4],
             "resblock_kernel_sizes": [3, 7, 11], "resblock_dilations": [[1, 3, 5]] * 3,
@@ -179,15 +180,12 @@ def _refuse_variants(params, sd, where, esp):
     slope = (params.get("nonlinear_activation_params") or {}).get("negative_slope", 0.01)
     if slope != OUR_SLOPE:
         refuse(f"LeakyReLU negative_slope {slope} (ours is fixed at {OUR_SLOPE})")
-    block_params = [k for k in sd if k.startswith("resblocks.")]
-    if not params["bias"] or (block_params and not any(k.endswith(".bias") for k in block_params)):
-        refuse("bias: false (residual-block convs without biases; every conv of ours has one)")
     if (esp and params.get("global_channels", -1) > 0) or any(k.startswith("global_conv.") for k in sd):
         refuse(f"global_conv (global_channels {params.get('global_channels')}): speaker/global conditioning")
     if params["out_channels"] != 1:
         refuse(f"out_channels {params['out_channels']}: a multi-band (PQMF) generator")
-    if params["kernel_size"] != OUR_KERNEL:
-        refuse(f"kernel_size {params['kernel_size']} of input_conv/output_conv (ours are {OUR_KERNEL})")
+    if not isinstance(params["kernel_size"], int) or params["kernel_size"] % 2 != 1:
+        refuse(f"kernel_size {params['kernel_size']!r} of input_conv/output_conv (PWG asserts an odd one)")
 
 
 def _config(params, sd, where, file_name, esp, name):
@@ -200,10 +198,8 @@ def _config(params, sd, where, file_name, esp, name):
     kernels = config_field(params, "upsample_kernel_sizes", where, "ints")
     dils = config_field(params, "resblock_dilations", where, "int_lists")
     arch = infer_architecture(sd, file_name, name)
-    if arch["conv_pre_kernel"] != OUR_KERNEL:
-        raise CheckpointError(f"{file_name}: {name('conv_pre.weight')} has kernel {arch['conv_pre_kernel']}; our "
-                              f"conv_pre's kernel is fixed at {OUR_KERNEL}")
     for field, found in (("in_channels", arch["num_mels"]), ("channels", arch["upsample_initial_channel"]),
+                         ("kernel_size", arch["conv_pre_kernel"]),
                          ("upsample_kernel_sizes", arch["upsample_kernel_sizes"]),
                          ("resblock_kernel_sizes", arch["resblock_kernel_sizes"]),
                          ("use_additional_convs", arch["resblock"] == "1")):
@@ -221,7 +217,11 @@ def _config(params, sd, where, file_name, esp, name):
             "upsample_initial_channel": arch["upsample_initial_channel"],
             "resblock_kernel_sizes": arch["resblock_kernel_sizes"], "resblock_dilation_sizes": dils,
             "num_mels": arch["num_mels"],
-            "upsample_paddings": [u // 2 + u % 2 for u in rates], "upsample_output_paddings": [u % 2 for u in rates]}
+            "upsample_paddings": [u // 2 + u % 2 for u in rates], "upsample_output_paddings": [u % 2 for u in rates],
+            "conv_pre_kernel_size": params["kernel_size"], "conv_post_kernel_size": params["kernel_size"],
+            # ESPnet's `bias` reaches the residual blocks only; PWG's every conv
+            "resblock_bias": bool(params["bias"]),
+            **({} if esp else {key: bool(params["bias"]) for key in ("conv_pre_bias", "upsample_bias", "conv_post_bias")})}
 
 
 class _Loader(yaml.SafeLoader):

@@ -17,10 +17,8 @@ names in the zip's data.pkl are looked at (as bytes); nothing is unpickled to de
   dilations from the `!new:...HifiganGenerator` entry of hyperparams.yaml (its `!ref <x>` resolved), `num_mels`
   from conv_pre's weight, `sampling_rate` when the yaml has `sample_rate`, and
   **`padding_mode: "reflect"`**: SpeechBrain pads every stride-1 conv (conv_pre, all resblock convs,
-  conv_post) with reflect padding, which our generator and its fused ops cannot express yet (they pad with
-  zeros; the audio would differ at every utterance edge). `read` still returns the weights, but
-  `check_supported(config)` raises CheckpointError for it, and HiFiGAN.from_pretrained's wiring of this
-  reader must call it (refuse) until the ops support reflect padding.
+  conv_post) with reflect padding (zero padding would change the audio at every utterance edge); our
+  generator does the same, eager and fused, from that option. `conv_post_bias` as the yaml says.
 - features: the keys of nemo.py's table. SpeechBrain computes mels with torchaudio MelSpectrogram
   (center=True, reflect pad n_fft//2, periodic Hann) then ln(clamp(x, 1e-5)) when
   `dynamic_range_compression` is on. The released hyperparams.yaml usually lacks the mel settings (they live
@@ -40,9 +38,9 @@ import torch
 import yaml
 
 from ..files import CheckpointError, safe_load
-from .layout import block_type, check_generator_keys, check_supported, config_field, conv_weight, rename_weight_norm
+from .layout import block_type, check_generator_keys, config_field, conv_weight, rename_weight_norm
 
-__all__ = ["detect", "read", "check_supported"]
+__all__ = ["detect", "read"]
 
 CKPT_NAME = "generator.ckpt"
 YAML_NAME = "hyperparams.yaml"
@@ -254,5 +252,6 @@ def read(path, map_location="cpu"):
     if isinstance(doc.get("sample_rate"), (int, float)):
         config["sampling_rate"] = int(doc["sample_rate"])
     config["padding_mode"] = "reflect"
+    config["conv_post_bias"] = bool(gen.get("conv_post_bias", True))
     check_generator_keys(sd, config, ckpt)
     return sd, config, _features(doc, gen)
