@@ -162,6 +162,11 @@ def test_bad_mel(mel, exc, msg):
         model(mel)
 
 
+def test_inference_padding_needs_a_toolkit_that_has_one():
+    with pytest.raises(ValueError, match=r"this model's toolkit \(the original HiFi-GAN\) pads nothing at inference"):
+        HiFiGAN(TINY)(torch.randn(1, 80, 4), inference_padding=True)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_fused_training_under_cpu_autocast(dtype):
     """`--amp` on CPU trains under autocast: the fused ops take autocast's dtype as conv1d does, and

@@ -328,8 +328,11 @@ def coqui_state(gen, weight_norm_keys="parametrizations", legacy=False):
 def assert_coqui_audio(model, gen, pad_frames=5):
     mel = torch.randn(2, N_MELS, 8)
     with torch.no_grad():
-        torch.testing.assert_close(model(F.pad(mel, (pad_frames, pad_frames), "replicate")), gen.inference(mel),
+        want = gen.inference(mel)
+        torch.testing.assert_close(model(F.pad(mel, (pad_frames, pad_frames), "replicate")), want,
                                    rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(model(mel, inference_padding=True), want, rtol=1e-5, atol=1e-5)
+        assert model(mel).shape[-1] == want.shape[-1] - 2 * pad_frames * model.hop_length  # off by default
 
 
 @pytest.mark.parametrize("wn_keys", ["parametrizations", "weight_g", "plain"])

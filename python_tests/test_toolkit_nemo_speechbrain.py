@@ -338,7 +338,12 @@ def test_speechbrain_folder_gives_the_same_audio(tmp_path, mel, h, variant):
     assert config["resblock"] == h["resblock"] and config["padding_mode"] == "reflect"
     assert config["upsample_rates"] == h["upsample_rates"] and config["sampling_rate"] == 22050
     for fused in (True, False):
-        assert_same_audio(HiFiGAN.from_pretrained(folder, fused=fused).eval(), orig, mel)
+        model = HiFiGAN.from_pretrained(folder, fused=fused).eval()
+        assert_same_audio(model, orig, mel)
+        with torch.no_grad():  # SpeechBrain's inference(c, padding=True): 5 frames replicated each side, untrimmed
+            torch.testing.assert_close(model(mel, inference_padding=True),
+                                       orig(torch.nn.functional.pad(mel, (5, 5), mode="replicate")),
+                                       rtol=1e-5, atol=1e-5)
     zero_padded = load_ours(sd, {k: v for k, v in config.items() if k != "padding_mode"})
     with torch.no_grad():  # the edges differ with zero padding: what a loader ignoring the mode would give
         assert not torch.allclose(zero_padded(mel), orig(mel), rtol=1e-3, atol=1e-3)

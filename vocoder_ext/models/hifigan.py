@@ -154,8 +154,16 @@ class HiFiGAN(nn.Module):
         self.conv_post = WNConv1d(uic // 2 ** self.num_upsamples, 1, k_post, padding=k_post // 2, padding_mode=mode,
                                   bias=option(h, "conv_post_bias"))
 
-    def forward(self, mel):
+    def forward(self, mel, inference_padding=False):
+        """mel [B, num_mels, T] -> audio [B, 1, T * hop].
+
+        inference_padding=True reproduces Coqui's and SpeechBrain's `inference()`: the mel is first
+        replicate-padded by the toolkit's `inference_padding` frames (5) on each side and the audio is
+        returned untrimmed, (T + 2 * pad) * hop samples, the content shifted by pad * hop. Off by default:
+        the plain generator, as the original's forward (and NeMo's, ParallelWaveGAN's, Hugging Face's)."""
         mel = check_mel(mel, self.config["num_mels"], self.conv_pre.weight.dtype)
+        if inference_padding:
+            mel = F.pad(mel, (self.inference_padding,) * 2, mode="replicate")
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             if self.fused:
@@ -177,6 +185,16 @@ class HiFiGAN(nn.Module):
         if self.fused:
             return _fused_conv(x, self.conv_post, POST_LRELU_SLOPE, epilogue="tanh")
         return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
+
+    @property
+    def inference_padding(self):
+        """Mel frames the toolkit's `inference()` replicate-pads on each side (Coqui, SpeechBrain: 5)."""
+        pad = (self.features or {}).get("inference_padding") or 0
+        if pad <= 0:
+            toolkit = (self.features or {}).get("toolkit", "the original HiFi-GAN")
+            raise ValueError(f"inference_padding=True: this model's toolkit ({toolkit}) pads nothing at "
+                             "inference; only Coqui and SpeechBrain models have an inference padding")
+        return pad
 
     def remove_weight_norm(self):
         """Fold weight normalization into plain weights (what inference scripts do); idempotent."""
