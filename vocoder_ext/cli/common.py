@@ -68,7 +68,8 @@ def package_version(name):
 
 
 def model_sampling_rate(model):
-    return int(model.config.get("sampling_rate", DEFAULT_SAMPLING_RATE))
+    rate = getattr(model, "sampling_rate", None)  # HiFiGAN's: its toolkit features' rate first
+    return int(rate if rate is not None else model.config.get("sampling_rate", DEFAULT_SAMPLING_RATE))
 
 
 def write_outputs(out, stem, markdown, report):

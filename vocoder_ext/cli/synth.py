@@ -1,5 +1,8 @@
-"""`python -m vocoder_ext synth INPUT -o OUT_DIR`: mel file or folder -> wav files, with a checkpoint or a
-config, on HiFi-GAN (default) or WaveGlow (--vocoder waveglow, --sigma), optionally denoised (--denoise)."""
+"""`python -m vocoder_ext synth INPUT -o OUT_DIR`: mel or wav file or folder -> wav files, with a checkpoint or a
+config, on HiFi-GAN (default) or WaveGlow (--vocoder waveglow, --sigma), optionally denoised (--denoise).
+
+A wav is analysed with the model's own features first (HiFiGAN.mel_spectrogram: another toolkit's front end
+for its checkpoints; Tacotron2's for WaveGlow), so the output is its resynthesis."""
 import argparse
 import json
 import math
@@ -8,6 +11,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import audio
 from ..models import Denoiser, HiFiGAN, WaveGlow
@@ -25,7 +29,8 @@ WAVEGLOW_CONFIGS = {str(c): {"n_mel_channels": 80, "n_flows": 12, "n_group": 8, 
 def add_arguments(p):
     p.add_argument("--vocoder", choices=("hifigan", "waveglow"), default="hifigan",
                    help="which model the checkpoint or config is (default: hifigan)")
-    p.add_argument("input", help="a mel file (.npy or .pt, shape (num_mels, T) or (1, num_mels, T)) or a folder")
+    p.add_argument("input", help="a mel file (.npy or .pt, shape (num_mels, T) or (1, num_mels, T)), a wav file "
+                                 "(resynthesised from the model's own features), or a folder of them")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="folder for <stem>.wav")
     p.add_argument("--checkpoint", help="generator checkpoint file or folder (its latest generator)")
     p.add_argument("--config", help="HiFi-GAN: v1 | v2 | v3 | config.json; WaveGlow: 256 | 512 | config.json (NVIDIA's "
@@ -44,6 +49,10 @@ def add_arguments(p):
                         "can change the last ~receptive field of their audio slightly")
     p.add_argument("--remove-weight-norm", action=argparse.BooleanOptionalAction, default=True,
                    help="fold weight norm into plain weights before inference (default: on)")
+    p.add_argument("--inference-padding", action="store_true",
+                   help="reproduce Coqui's / SpeechBrain's inference(): replicate-pad the toolkit's inference_padding "
+                        "frames (5) on each side and keep the whole, longer audio (HiFi-GAN checkpoints of those "
+                        "toolkits only; default: off, the plain generator)")
 
 
 def load_mel(path, num_mels):
@@ -114,14 +123,40 @@ def mel_channels(model):
     return model.n_mel_channels if isinstance(model, WaveGlow) else model.config["num_mels"]
 
 
+def analyse_wav(path, model):
+    """A wav at the model's sample rate -> its features [num_mels, frames] (the model's own front end)."""
+    try:
+        wav, _ = audio.load_wav(path, sampling_rate=model_sampling_rate(model))
+    except ValueError as e:  # undecodable, not mono, or another sampling rate than the model's
+        raise UserError(f"{str(e).removeprefix('load_wav: ')} (the model's sample rate)") from e
+    try:
+        if isinstance(model, WaveGlow):
+            return audio.tacotron2_mel_spectrogram(wav, sampling_rate=model_sampling_rate(model)).float()
+        return model.mel_spectrogram(wav)[0].float()
+    except ValueError as e:  # too short, or the toolkit's features are not fully known
+        raise UserError(f"cannot compute the features of {path}: {e}") from e
+
+
+def load_input(path, model):
+    return analyse_wav(path, model) if path.lower().endswith(".wav") else load_mel(path, mel_channels(model))
+
+
+def silence_frame(model):
+    """The model's features of silence, one [num_mels, 1] column: what shorter mels of a batch are padded with."""
+    if isinstance(model, WaveGlow) or model.features is None:
+        return torch.full((mel_channels(model), 1), MEL_PAD_VALUE)
+    frames = model.mel_spectrogram(torch.zeros(1, 16 * model.hop_length))
+    return frames[0, :, frames.shape[-1] // 2:][:, :1].float().cpu()
+
+
 def run(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = choose_device(args.device)
-    files = list_inputs(args.input, (".npy", ".pt"), "mel")
+    files = list_inputs(args.input, (".npy", ".pt", ".wav"), "mel or wav")
     for path in files:
-        if not path.lower().endswith((".npy", ".pt")):
-            raise UserError(f"mel file {path}: expected a .npy or .pt file")
+        if not path.lower().endswith((".npy", ".pt", ".wav")):
+            raise UserError(f"input file {path}: expected a mel (.npy or .pt) or a .wav file")
     stems = [stem(p) for p in files]
     if len(set(stems)) != len(stems):  # a.npy and a.pt would both write a.wav
         clash = sorted({s for s in stems if stems.count(s) > 1})
@@ -133,14 +168,25 @@ def run(args):
         raise UserError("--seed sets WaveGlow's noise (with --vocoder waveglow); HiFi-GAN is deterministic")
     if not args.denoise >= 0:
         raise UserError(f"--denoise must be >= 0, got {args.denoise}")
+    if args.inference_padding and args.vocoder != "hifigan":
+        raise UserError("--inference-padding reproduces Coqui's / SpeechBrain's HiFi-GAN inference (not WaveGlow's)")
 
     model = load_model(args.vocoder, args.checkpoint, args.config, args.fused)
     if args.remove_weight_norm:
         model.remove_weight_norm()
-    model.eval().to(device)
+    model.eval()
+    if args.inference_padding:
+        try:
+            model.inference_padding
+        except ValueError as e:
+            raise UserError(f"--inference-padding: {e}") from e
+    # Read (or analyse) every input first, so a bad file stops the run before any synthesis.
+    with torch.inference_mode():
+        mels = [load_input(p, model) for p in files]
+        lengths = {m.shape[1] for m in mels}
+        pad_value = silence_frame(model) if args.batch_size > 1 and len(lengths) > 1 else None
+    model.to(device)
     denoiser = Denoiser(model, args.denoise) if args.denoise > 0 else None
-    # Read every mel first, so a bad file stops the run before any synthesis.
-    mels = [load_mel(p, mel_channels(model)) for p in files]
     if args.seed is not None:
         torch.manual_seed(args.seed)
     sigma = 0.9 if args.sigma is None else args.sigma
@@ -148,7 +194,8 @@ def run(args):
     sampling_rate = model_sampling_rate(model)
     with torch.inference_mode(), progress(total=len(files), desc="synth") as bar:
         for batch in length_sorted_batches(mels, args.batch_size):
-            for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device, sigma, denoiser)):
+            for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device, sigma, denoiser, pad_value,
+                                            args.inference_padding)):
                 audio.save_wav(os.path.join(args.output, f"{stems[i]}.wav"), wav, sampling_rate)
             bar.update(len(batch))
 
@@ -159,15 +206,18 @@ def length_sorted_batches(mels, batch_size):
     return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
 
 
-def vocode(mels, model, device, sigma=0.9, denoiser=None):
-    """[num_mels, frames_i] mels -> float32 CPU audio [frames_i * hop] each, in one forward pass.
+def vocode(mels, model, device, sigma=0.9, denoiser=None, pad_value=None, inference_padding=False):
+    """[num_mels, frames_i] mels -> float32 CPU audio [frames_i * hop] each, in one forward pass
+    (inference_padding: [(frames_i + 2 * pad) * hop], the toolkit's untrimmed inference).
 
-    Shorter mels are padded with silence (log of the clamp floor) and their audio cut back to
-    frames * hop. The generator is not causal, so the last ~receptive field of a padded item's audio
-    differs slightly from running it alone."""
+    Shorter mels are padded with silence (pad_value: a [num_mels, 1] column, else the log of the clamp
+    floor) and their audio cut back. The generator is not causal, so the last ~receptive field of a
+    padded item's audio differs slightly from running it alone."""
+    if inference_padding:  # each mel its own replicated edges, before any batch padding
+        mels = [F.pad(m[None], (model.inference_padding,) * 2, mode="replicate")[0] for m in mels]
     longest = max(m.shape[1] for m in mels)
-    batch = torch.stack([torch.nn.functional.pad(m, (0, longest - m.shape[1]), value=MEL_PAD_VALUE)
-                         for m in mels]).to(device)
+    column = torch.full((mels[0].shape[0], 1), MEL_PAD_VALUE) if pad_value is None else pad_value
+    batch = torch.stack([torch.cat([m, column.expand(-1, longest - m.shape[1])], 1) for m in mels]).to(device)
     out = model.infer(batch, sigma) if isinstance(model, WaveGlow) else model(batch)[:, 0]
     if denoiser is not None:
         out = denoiser(out)

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import ops
+from .. import audio, ops
 from ..checkpoint.hifigan import convert_generator_state_dict, read_generator, save_generator
-from .config import option, resolve_config
+from .config import AUDIO_DEFAULTS, option, resolve_config
 from .layers import WNConv1d, reflect_pad, remove_weight_norm
 from .mel_input import check_mel
 
@@ -185,6 +185,27 @@ class HiFiGAN(nn.Module):
         if self.fused:
             return _fused_conv(x, self.conv_post, POST_LRELU_SLOPE, epilogue="tanh")
         return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
+
+    @property
+    def sampling_rate(self):
+        """The sample rate of the audio (and of the wavs `mel_spectrogram` takes): the toolkit's features',
+        else the config's `sampling_rate` (HiFi-GAN's 22050 when the config has none)."""
+        rate = (self.features or {}).get("sample_rate")
+        return int(rate if rate is not None else self.config.get("sampling_rate", AUDIO_DEFAULTS["sampling_rate"]))
+
+    def mel_spectrogram(self, wav):
+        """wav [T] or [B, T] at `sampling_rate` -> the features this model was trained on, [B, num_mels, frames].
+
+        Another toolkit's model (from_pretrained) gets that toolkit's front end exactly (vocoder_ext.features:
+        framing, window, filterbank, log base and floor, normalisation); the original's gets HiFi-GAN's
+        (vocoder_ext.audio.mel_spectrogram) with the config's audio settings."""
+        if self.features is not None:
+            from .. import features
+            return features.mel_spectrogram(wav, self.features)
+        h = {**AUDIO_DEFAULTS, **self.config}
+        mel = audio.mel_spectrogram(wav, n_fft=h["n_fft"], num_mels=h["num_mels"], sampling_rate=h["sampling_rate"],
+                                    hop_size=h["hop_size"], win_size=h["win_size"], fmin=h["fmin"], fmax=h["fmax"])
+        return mel.unsqueeze(0) if mel.dim() == 2 else mel
 
     @property
     def inference_padding(self):
