@@ -1,6 +1,7 @@
 """`mel --checkpoint` and `synth` on wavs: the features a checkpoint's model expects, computed by the CLI;
 `synth --inference-padding`. In-process through cli.main(argv), like test_cli.py."""
 import numpy as np
+import pytest
 import torch
 
 from test_cli import TINY_HOP, WAVS, assert_user_error, cli, expected_mel, read_wav, tiny_checkpoint  # noqa: F401
@@ -63,3 +64,5 @@ def test_model_mel_spectrogram_of_the_original_takes_its_config(tmp_path):
     want = audio.mel_spectrogram(y, 512, 80, 16000, 128, 512, 0, 7000)
     torch.testing.assert_close(model.mel_spectrogram(y), want, rtol=0, atol=0)
     assert model.mel_spectrogram(y[0]).shape == (1, 80, want.shape[-1]) and model.sampling_rate == 16000
+    with pytest.raises(ValueError, match=r"sample rate 22050 Hz, but this model's features are computed at 16000 Hz"):
+        model.mel_spectrogram(y, sample_rate=22050)

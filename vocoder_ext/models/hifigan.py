@@ -193,12 +193,16 @@ class HiFiGAN(nn.Module):
         rate = (self.features or {}).get("sample_rate")
         return int(rate if rate is not None else self.config.get("sampling_rate", AUDIO_DEFAULTS["sampling_rate"]))
 
-    def mel_spectrogram(self, wav):
+    def mel_spectrogram(self, wav, sample_rate=None):
         """wav [T] or [B, T] at `sampling_rate` -> the features this model was trained on, [B, num_mels, frames].
 
         Another toolkit's model (from_pretrained) gets that toolkit's front end exactly (vocoder_ext.features:
         framing, window, filterbank, log base and floor, normalisation); the original's gets HiFi-GAN's
-        (vocoder_ext.audio.mel_spectrogram) with the config's audio settings."""
+        (vocoder_ext.audio.mel_spectrogram) with the config's audio settings. `sample_rate`, when given, is
+        the wav's: an error unless it is the model's (nothing is resampled)."""
+        if sample_rate is not None and int(sample_rate) != self.sampling_rate:
+            raise ValueError(f"wav: sample rate {sample_rate} Hz, but this model's features are computed at "
+                             f"{self.sampling_rate} Hz (no resampling is done)")
         if self.features is not None:
             from .. import features
             return features.mel_spectrogram(wav, self.features)
