@@ -141,8 +141,8 @@ def test_hf_folder_gives_transformers_audio(tmp_path, fmt, normalize):
             assert feats["normalization"] is None
         got = model(x).squeeze(1)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert feats["n_mels"] == N_MELS and feats["sampling_rate"] == 16000 and feats["inference_padding"] == 0
-    assert feats["log_base"] is None  # not in the vocoder folder: not guessed
+    assert feats["n_mels"] == N_MELS and feats["sample_rate"] == 16000 and feats["inference_padding"] == 0
+    assert feats["log"] is None and "log" in feats["missing"]  # not in the vocoder folder: not guessed
 
 
 @pytest.mark.parametrize("variant", ["weight_g", "parametrizations"])
@@ -180,7 +180,7 @@ def test_hf_preprocessor_config_gives_features(tmp_path):
          "mel_floor": 1e-10}))
     feats = huggingface.read(folder)[2]
     assert (feats["hop_length"], feats["win_length"], feats["n_fft"]) == (256, 1024, 1024)
-    assert (feats["fmin"], feats["fmax"], feats["log_base"], feats["log_floor"]) == (80, 7600, 10, 1e-10)
+    assert (feats["fmin"], feats["fmax"], feats["log"], feats["log_floor"]) == (80, 7600, "log10", 1e-10)
 
 
 def test_hf_detect_rejects_other_folders(tmp_path):
@@ -345,8 +345,8 @@ def test_coqui_checkpoint_gives_coqui_audio(tmp_path, wn_keys):
     model, sd, h, feats = load_ours(coqui, path)
     assert not any(k.startswith(("model_g.", "model_d.")) for k in sd)
     assert h["resblock"] == "1" and h["resblock_dilation_sizes"] == [[1, 3, 5], [1, 2, 3]]
-    assert feats["inference_padding"] == 5 and feats["log_base"] == 10 and feats["normalization"]["type"] == "range"
-    assert feats["center"] is True and feats["hop_length"] == 256 and feats["fmax"] is None
+    assert feats["inference_padding"] == 5 and feats["log"] == "log10" and feats["normalization"]["type"] == "range"
+    assert feats["framing"] == "centered" and feats["hop_length"] == 256 and feats["fmax"] == 11025.0
     assert_coqui_audio(model, gen, feats["inference_padding"])
 
 
@@ -376,7 +376,7 @@ def test_coqui_config_json_with_comments_and_int_resblock_type(tmp_path):
     assert coqui.detect(path)
     model, _, h, feats = load_ours(coqui, path, fused=False)
     assert h["resblock"] == "2" and h["resblock_dilation_sizes"] == [[1, 3], [1, 2]]
-    assert feats["config_source"] == str(tmp_path / "config.json")
+    assert feats["source"] == str(tmp_path / "config.json")
     assert_coqui_audio(model, gen, 3)
 
 

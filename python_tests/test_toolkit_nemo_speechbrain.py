@@ -154,7 +154,7 @@ def test_nemo_newer_recipe_features_and_defaults(tmp_path):
     _, _, features = nemo.read(write_nemo(tmp_path / "m.nemo", orig, cfg=cfg))
     assert features["fmax"] == 11025.0 and features["mel_norm"] is None
     assert (features["log_guard"], features["log_floor"]) == ("add", 1.0)
-    assert features["preemphasis"] == 0.97 and "preemph" in features["missing"]
+    assert features["preemphasis"] == 0.97 and "preemphasis" in features["defaults"]
 
 
 def test_detect_is_by_structure(tmp_path):

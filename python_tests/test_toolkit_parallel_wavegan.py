@@ -184,7 +184,7 @@ def test_pwg_checkpoint_gives_the_same_audio(tmp_path, mel, params, variant):
     assert (features["sample_rate"], features["n_fft"], features["hop_length"], features["win_length"]) == \
         (24000, 2048, 300, 1200)
     assert (features["fmin"], features["fmax"], features["log"], features["log_floor"]) == (80.0, 7600.0, "log10", 1e-10)
-    assert features["center"] is True and features["window"] == "hann" and features["n_mels"] == N_MELS
+    assert features["framing"] == "centered" and features["window"] == "hann" and features["n_mels"] == N_MELS
     norm = features["normalization"]
     assert norm["read"] and norm["formula"] == "(x - mean) / scale" and norm["source"].endswith("stats.npy")
     torch.testing.assert_close(norm["mean"], torch.linspace(-5, -1, N_MELS))
@@ -215,8 +215,8 @@ def test_espnet_joint_text2wav_gives_the_same_audio(tmp_path, mel):
     model = assert_same_audio(path, gen, mel)
     f = model.features
     assert f["toolkit"] == "espnet" and (f["n_fft"], f["hop_length"], f["win_length"]) == (1024, 256, 1024)
-    assert (f["fmin"], f["fmax"], f["log_base"]) == (80.0, 7600.0, 10) and f["filterbank"].shape == (513, N_MELS)
-    assert f["normalization"]["type"] == "global_mvn" and f["normalization"]["scale"].shape == (N_MELS,)
+    assert (f["fmin"], f["fmax"], f["log"]) == (80.0, 7600.0, "log10") and f["filterbank"].shape == (N_MELS, 513)
+    assert f["normalization"]["type"] == "mean_scale" and f["normalization"]["scale"].shape == (N_MELS,)
 
 
 def test_espnet_bias_false_drops_only_the_residual_blocks_biases(tmp_path, mel):

@@ -10,7 +10,8 @@ Two log-mel front ends are provided, because the two vocoders were trained on di
 
 Both use the same Slaney mel filterbank (:func:`mel_filterbank`, equal to
 ``librosa.filters.mel(htk=False, norm="slaney")``) and the same compression ``log(clamp(x, 1e-5))``.
-Only torch is needed at run time.
+:func:`mel_filterbank` also builds HTK-scale and unnormalised banks, for other toolkits' front ends
+(``vocoder_ext.features``). Only torch is needed at run time.
 
 Wav files are read and written with ``soundfile`` (:func:`load_wav`, :func:`save_wav`).
 """
@@ -61,6 +62,19 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return torch.where(mel >= _MIN_LOG_MEL, log, linear)
 
 
+# HTK mel scale (librosa htk=True, torchaudio mel_scale="htk"): 2595 * log10(1 + f / 700).
+def _hz_to_mel_htk(hz: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def _mel_to_hz_htk(mel: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (torch.pow(10.0, mel / 2595.0) - 1.0)
+
+
+_MEL_SCALES = {"slaney": (_hz_to_mel, _mel_to_hz), "htk": (_hz_to_mel_htk, _mel_to_hz_htk)}
+_MEL_NORMS = ("slaney", None)
+
+
 def _canonical_device(device) -> torch.device:
     """``None`` -> cpu; ``"cuda"`` -> ``cuda:<current>`` so equal devices share one cache entry."""
     device = torch.device("cpu" if device is None else device)
@@ -70,30 +84,34 @@ def _canonical_device(device) -> torch.device:
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_filterbank(sampling_rate, n_fft, num_mels, fmin, fmax, device, dtype):
+def _cached_filterbank(sampling_rate, n_fft, num_mels, fmin, fmax, device, dtype, mel_scale="slaney",
+                       norm="slaney"):
     # Built outside inference mode so a filterbank first made under torch.inference_mode()
     # can still be used later in a graph that needs gradients (e.g. the mel loss).
     with torch.inference_mode(False), torch.no_grad():
         f64 = torch.float64
+        hz_to_mel, mel_to_hz = _MEL_SCALES[mel_scale]
         # Centre frequency of each onesided FFT bin: k * sr / n_fft
         # (equals linspace(0, sr/2, n_fft//2 + 1) for even n_fft).
         fft_hz = torch.arange(n_fft // 2 + 1, dtype=f64) * (sampling_rate / n_fft)
         # num_mels + 2 band edges, evenly spaced on the mel scale.
-        lo, hi = _hz_to_mel(torch.tensor([fmin, fmax], dtype=f64))
-        edges_hz = _mel_to_hz(torch.linspace(lo.item(), hi.item(), num_mels + 2, dtype=f64))
+        lo, hi = hz_to_mel(torch.tensor([fmin, fmax], dtype=f64))
+        edges_hz = mel_to_hz(torch.linspace(lo.item(), hi.item(), num_mels + 2, dtype=f64))
 
         widths = edges_hz[1:] - edges_hz[:-1]  # [num_mels + 1]
         ramps = edges_hz[:, None] - fft_hz[None, :]  # [num_mels + 2, n_freq]
         rising = -ramps[:-2] / widths[:-1, None]  # [num_mels, n_freq]
         falling = ramps[2:] / widths[1:, None]
         weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
-        # Slaney area normalisation: each triangle has (roughly) unit area.
-        weights = weights * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+        if norm == "slaney":  # area normalisation: each triangle has (roughly) unit area
+            weights = weights * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
         return weights.to(device=device, dtype=dtype)
 
 
-def mel_filterbank(sampling_rate, n_fft, num_mels, fmin, fmax, device=None, dtype=torch.float32):
-    """Slaney mel filterbank, equal to ``librosa.filters.mel(htk=False, norm="slaney")``.
+def mel_filterbank(sampling_rate, n_fft, num_mels, fmin, fmax, device=None, dtype=torch.float32, *,
+                   mel_scale="slaney", norm="slaney"):
+    """Mel filterbank, equal to ``librosa.filters.mel(htk=mel_scale == "htk", norm=norm)``; the defaults
+    give the Slaney filterbank of HiFi-GAN and Tacotron2.
 
     Args:
         sampling_rate: sample rate in Hz.
@@ -101,6 +119,9 @@ def mel_filterbank(sampling_rate, n_fft, num_mels, fmin, fmax, device=None, dtyp
         num_mels: number of mel bands.
         fmin, fmax: lowest / highest band edge in Hz; ``fmax=None`` means ``sampling_rate / 2``.
         device, dtype: where and in which dtype to return it (computed in float64, then cast).
+        mel_scale: ``"slaney"`` (linear below 1 kHz, logarithmic above) or ``"htk"``
+            (``2595 * log10(1 + f / 700)``).
+        norm: ``"slaney"`` (each triangle divided by half its width in Hz) or ``None`` (peak 1).
 
     Returns:
         Tensor ``[num_mels, n_fft // 2 + 1]``. The result is cached per
@@ -117,9 +138,13 @@ def mel_filterbank(sampling_rate, n_fft, num_mels, fmin, fmax, device=None, dtyp
         fmax = sampling_rate / 2.0
     if not 0 <= fmin < fmax:
         raise ValueError(f"need 0 <= fmin < fmax, got fmin={fmin!r}, fmax={fmax!r}")
+    if mel_scale not in _MEL_SCALES:
+        raise ValueError(f"mel_scale must be one of {sorted(_MEL_SCALES)}, got {mel_scale!r}")
+    if norm not in _MEL_NORMS:
+        raise ValueError(f"norm must be one of {_MEL_NORMS}, got {norm!r}")
     return _cached_filterbank(
         float(sampling_rate), n_fft, num_mels, float(fmin), float(fmax),
-        _canonical_device(device), dtype,
+        _canonical_device(device), dtype, mel_scale, norm,
     )
 
 

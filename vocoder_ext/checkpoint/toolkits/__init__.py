@@ -24,7 +24,9 @@ Common interface:
         (`weight_g`/`weight_v`, or plain `weight`), as `read_generator_checkpoint` returns it;
         config: a dict `HiFiGAN(config)` accepts (architecture from the weights' shapes and keys,
         strides and dilations from the toolkit's config);
-        features: metadata describing the input features the toolkit's model expects (see each module).
+        features: the input features the toolkit's model was trained on, in one schema for every toolkit
+        (the table is in vocoder_ext/features.py, whose `mel_spectrogram` computes them; each module says
+        where its values come from).
         Anything our generator math cannot reproduce exactly raises CheckpointError naming the file and
         the key or config field.
 """

@@ -19,19 +19,23 @@ Refused as well (CheckpointError naming the file and the key or field): `cond_ch
 IDIAP `conds.{i}` keys, another `generator_model`, missing or unexpected keys. `conv_post_bias: false` gives a
 bias-free conv_post (config `conv_post_bias`).
 
-features (metadata from `config["audio"]`, nothing is applied):
-    toolkit, sampling_rate, n_fft, hop_length, win_length (samples; from frame_*_ms when the sample counts are
-    null), n_mels, fmin, fmax (None = sampling_rate / 2), log_base (10 for "np.log10", e for "np.log"),
-    log_floor (1e-8), spec_gain, preemphasis, center (True: librosa STFT), pad_mode (stft_pad_mode), window;
-    normalization: None, or {"type": "range", symmetric, max_norm, clip_norm, ref_level_db, min_level_db}, or
-        {"type": "mean_var", "stats_path": ...} (scale_stats.npy is a pickled dict, so it is not loaded);
-    inference_padding: frames Coqui's `inference()` replicate-pads on each side (default 5), output not trimmed.
+features: vocoder_ext.features' schema (the table is in that module's docstring; `features.mel_spectrogram`
+computes them), from `config["audio"]` (BaseAudioConfig's defaults for absent fields, listed in `defaults`), as
+Coqui's AudioProcessor.melspectrogram does: pre-emphasis (when not 0), librosa's STFT ("centered" framing,
+`stft_pad_mode`, periodic Hann; win/hop from frame_*_ms when hop_length is null), |X|, librosa's Slaney
+filterbank (float32; mel_fmax null -> sample_rate / 2), `spec_gain * log10` (or ln for "np.log") of
+max(x, 1e-8) when do_amp_to_db_mel (log_gain = spec_gain), then signal_norm: a "range" normalization
+{ref_level_db, min_level_db, max_norm, symmetric, clip_norm}, or with `stats_path` a "mean_scale" one whose
+mean/scale are None (scale_stats.npy is a pickled dict: not loaded, as loading could run code). `power` is
+Griffin-Lim's only. do_trim_silence / do_sound_norm / do_rms_norm (Coqui's wav loading, not its mel) are
+only noted. `inference_padding`: frames Coqui's `inference()` replicate-pads on each side (default 5), output
+not trimmed.
 """
 import json
-import math
 import os
 import re
 
+from ...features import describe
 from ..files import CheckpointError, safe_load
 from .layout import check_generator_keys, config_mismatch, infer_architecture, rename_weight_norm
 
@@ -107,36 +111,64 @@ def _config(ckpt, path):
     return cfg, json_path
 
 
+# BaseAudioConfig's defaults (Coqui v0.22.0, TTS/config/shared_configs.py) for the fields the mel uses
+_AUDIO_DEFAULTS = {"sample_rate": 22050, "fft_size": 1024, "win_length": 1024, "hop_length": 256,
+                   "frame_shift_ms": None, "frame_length_ms": None, "stft_pad_mode": "reflect", "preemphasis": 0.0,
+                   "num_mels": 80, "mel_fmin": 0.0, "mel_fmax": None, "log_func": "np.log10", "spec_gain": 20,
+                   "do_amp_to_db_mel": True, "signal_norm": True, "symmetric_norm": True, "max_norm": 4.0,
+                   "clip_norm": True, "ref_level_db": 20, "min_level_db": -100, "stats_path": None}
+_OURS = {"sample_rate": "sample_rate", "fft_size": "n_fft", "win_length": "win_length", "hop_length": "hop_length",
+         "stft_pad_mode": "pad_mode", "preemphasis": "preemphasis", "num_mels": "n_mels", "mel_fmin": "fmin",
+         "mel_fmax": "fmax", "log_func": "log", "spec_gain": "log_gain", "do_amp_to_db_mel": "log",
+         "signal_norm": "normalization", "stats_path": "normalization"}
+
+
 def _features(cfg, params, source):
-    audio = cfg.get("audio") or {}
-    sr = audio.get("sample_rate")
-
-    def samples(key, ms_key):
-        if audio.get(key) is not None:
-            return audio[key]
-        ms = audio.get(ms_key)
-        return None if ms is None or sr is None else int(ms / 1000.0 * sr)
-
-    log_func = audio.get("log_func", "np.log10")
-    if audio.get("signal_norm", True) is False:
-        norm = None
-    elif audio.get("stats_path"):
-        norm = {"type": "mean_var", "formula": "(S_db - mel_mean) / mel_std", "stats_path": audio["stats_path"],
-                "stats_loaded": False, "note": "scale_stats.npy is a pickled dict; not loaded (unsafe)"}
+    """config["audio"] -> vocoder_ext.features' schema, as AudioProcessor.melspectrogram computes it."""
+    given = cfg.get("audio") or {}
+    audio = {**_AUDIO_DEFAULTS, **given}
+    defaults = sorted({_OURS[k] for k in _OURS if k not in given})
+    unsupported, notes = [], []
+    sr = audio["sample_rate"]
+    if audio["hop_length"] is None and audio["frame_length_ms"] is not None and sr:  # Coqui's millisec_to_length
+        win = int(audio["frame_length_ms"] / 1000.0 * sr)
+        hop = int(win / float(audio["frame_length_ms"] / audio["frame_shift_ms"]))
     else:
-        norm = {"type": "range", "symmetric": audio.get("symmetric_norm", True), "max_norm": audio.get("max_norm", 4.0),
-                "clip_norm": audio.get("clip_norm", True), "ref_level_db": audio.get("ref_level_db", 20),
-                "min_level_db": audio.get("min_level_db", -100)}
-    return {"toolkit": "coqui", "config_source": source, "sampling_rate": sr, "n_fft": audio.get("fft_size"),
-            "hop_length": samples("hop_length", "frame_shift_ms"),
-            "win_length": samples("win_length", "frame_length_ms"),
-            "n_mels": audio.get("num_mels"), "fmin": audio.get("mel_fmin", 0), "fmax": audio.get("mel_fmax"),
-            "log_base": {"np.log10": 10, "np.log": math.e}.get(log_func, log_func), "log_floor": 1e-8,
-            "spec_gain": audio.get("spec_gain", 20), "amp_to_db": audio.get("do_amp_to_db_mel", True),
-            "preemphasis": audio.get("preemphasis", 0.0), "center": True, "window": "hann",
-            "pad_mode": audio.get("stft_pad_mode", "reflect"), "normalization": norm,
-            "inference_padding": params.get("inference_padding", 5), "inference_padding_mode": "replicate",
-            "output_trimmed": False}
+        win, hop = audio["win_length"], audio["hop_length"]
+    n_fft = audio["fft_size"]
+    pad_mode = {"edge": "replicate"}.get(audio["stft_pad_mode"], audio["stft_pad_mode"])
+    if pad_mode not in ("reflect", "constant", "replicate"):
+        unsupported.append(f"stft_pad_mode = {audio['stft_pad_mode']!r}")
+    log = {"np.log10": "log10", "np.log": "ln"}.get(audio["log_func"])
+    if log is None:
+        unsupported.append(f"log_func = {audio['log_func']!r} (Coqui itself accepts only np.log10 and np.log)")
+    if not audio["signal_norm"]:
+        norm = None
+    elif audio["stats_path"]:
+        norm = {"type": "mean_scale", "mean": None, "scale": None, "source": audio["stats_path"],
+                "note": "Coqui's mean-var stats (mel_mean, mel_std) are in scale_stats.npy, a pickled dict: not "
+                        "loaded (unpickling could run code); fill mean and scale from a trusted copy"}
+    else:
+        norm = {"type": "range", **{k: audio[k] for k in ("ref_level_db", "min_level_db", "max_norm",
+                                                           "symmetric_norm", "clip_norm")}}
+        norm["symmetric"] = norm.pop("symmetric_norm")
+    for step in ("do_trim_silence", "do_sound_norm", "do_rms_norm"):
+        if given.get(step, step == "do_trim_silence"):  # BaseAudioConfig trims silence by default
+            notes.append(f"{step}: Coqui applies it to wavs it loads for training, not in melspectrogram; "
+                         "apply it to the wav first for the training conditions")
+    amp_to_db = bool(audio["do_amp_to_db_mel"])
+    return {**describe(
+        toolkit="coqui", source=source, sample_rate=sr, n_fft=n_fft, win_length=win, hop_length=hop,
+        n_mels=audio["num_mels"], preemphasis=audio["preemphasis"] or None, framing="centered",
+        pad=n_fft // 2 if isinstance(n_fft, int) else None, pad_mode=pad_mode, window="hann",
+        window_periodic=True, fmin=float(audio["mel_fmin"] or 0.0),
+        fmax=float(audio["mel_fmax"]) if audio["mel_fmax"] is not None else (sr / 2 if sr else None),
+        mel_scale="slaney", mel_norm="slaney", filterbank_dtype="float32", log=log if amp_to_db else None,
+        log_guard="clamp" if amp_to_db else None, log_floor=1e-8 if amp_to_db else None,
+        log_gain=float(audio["spec_gain"]) if amp_to_db else 1.0, normalization=norm,
+        inference_padding=params.get("inference_padding", 5), unsupported=unsupported, defaults=defaults,
+        notes=notes),
+        "inference_padding_mode": "replicate", "output_trimmed": False}
 
 
 def read(path, map_location="cpu"):
@@ -213,7 +245,7 @@ def read(path, map_location="cpu"):
          "resblock_kernel_sizes": arch["resblock_kernel_sizes"], "resblock_dilation_sizes": [d[:uses] for d in dils],
          "num_mels": arch["num_mels"], "conv_post_bias": bool(params.get("conv_post_bias", True))}
     features = _features(cfg, params, source)
-    if features["sampling_rate"] is not None:
-        h["sampling_rate"] = features["sampling_rate"]
+    if features["sample_rate"] is not None:
+        h["sampling_rate"] = features["sample_rate"]
     check_generator_keys(sd, h, path, name)
     return sd, h, features

@@ -13,15 +13,17 @@ Refused (CheckpointError naming the folder and the field or key): `leaky_relu_sl
 generator's fixed slope), ResBlock2-style `convs.{m}` keys, keys of any other layer, missing keys, shapes that
 contradict config.json, a sharded checkpoint.
 
-features (metadata, nothing is applied):
-    toolkit, model_class, sampling_rate, n_mels;
-    input_layout: transformers takes [B, T, n_mels] (and returns [B, samples]); HiFiGAN takes [B, n_mels, T];
-    normalization: None, or {"type": "mean_scale", "mean": tensor, "scale": tensor} when
-        normalize_before is true: transformers feeds `(x - mean) / scale` to conv_pre, so the caller must
-        normalize the features before HiFiGAN (it is not folded into conv_pre: zero padding would differ);
-    n_fft, hop_length, win_length (samples), fmin, fmax, log_base, log_floor, window, center: from a
-        `preprocessor_config.json` beside config.json when one is there (SpeechT5FeatureExtractor: hop and win
-        in ms, log10 of max(mel_floor, mel)); otherwise None: the vocoder folder does not say, and we do not guess;
+features: vocoder_ext.features' schema (the table is in that module's docstring; `features.mel_spectrogram`
+computes them), plus `model_class` and `input_layout` (transformers takes [B, T, n_mels] and returns
+[B, samples]; HiFiGAN takes [B, n_mels, T]):
+    normalization: None, or "mean_scale" with the `mean`/`scale` buffers when normalize_before is true:
+        transformers feeds `(x - mean) / scale` to conv_pre (not folded into conv_pre: zero padding would differ);
+    the front end: SpeechT5FeatureExtractor's, from a `preprocessor_config.json` beside config.json
+        (its defaults for absent fields, listed in `defaults`): win/hop = ms * sampling_rate // 1000 samples,
+        n_fft the next power of two, "centered" framing (reflect), periodic window (`win_function`), |X|,
+        a float64 Slaney filterbank (fmin, fmax), log10(max(x, mel_floor)). Without that file (or for
+        FastSpeech2ConformerHifiGan, whose features are ESPnet's) the front-end values are None and listed in
+        `missing`: the vocoder folder does not say, and we do not guess;
     inference_padding: 0 (transformers pads nothing).
 """
 import json
@@ -30,6 +32,7 @@ import os
 
 import torch
 
+from ...features import describe
 from ..files import CheckpointError, safe_load
 from .layout import check_generator_keys, config_mismatch, infer_architecture, rename_weight_norm
 
@@ -108,29 +111,61 @@ def _from_jik876(key):  # for error messages: the key as the file spells it
     return "upsampler." + key[len("ups."):] if key.startswith("ups.") else key
 
 
+# SpeechT5FeatureExtractor's defaults (hop_length and win_length in ms)
+_SPEECHT5_DEFAULTS = {"sampling_rate": 16000, "num_mel_bins": 80, "hop_length": 16, "win_length": 64,
+                      "win_function": "hann_window", "fmin": 80, "fmax": 7600, "mel_floor": 1e-10}
+_SPEECHT5_OURS = {"sampling_rate": "sample_rate", "num_mel_bins": "n_mels", "hop_length": "hop_length",
+                  "win_length": "win_length", "win_function": "window", "fmin": "fmin", "fmax": "fmax",
+                  "mel_floor": "log_floor"}
+_FRONT_END = ("n_fft", "win_length", "hop_length", "framing", "pad", "window", "fmin", "fmax", "log", "log_guard",
+              "log_floor")
+
+
 def _features(folder, cfg, model_class, normalization):
-    feats = {"toolkit": "huggingface", "model_class": model_class, "sampling_rate": cfg.get("sampling_rate"),
-             "n_mels": cfg["model_in_dim"], "input_layout": "[B, T, n_mels] in transformers; HiFiGAN takes "
-             "[B, n_mels, T]", "normalization": normalization, "n_fft": None, "hop_length": None,
-             "win_length": None, "fmin": None, "fmax": None, "log_base": None, "log_floor": None,
-             "window": None, "center": None, "inference_padding": 0, "feature_source": None}
+    """config.json + preprocessor_config.json (SpeechT5FeatureExtractor) -> vocoder_ext.features' schema."""
+    common = dict(toolkit="huggingface", sample_rate=cfg.get("sampling_rate"), n_mels=cfg["model_in_dim"],
+                  normalization=normalization, inference_padding=0)
+    extra = {"model_class": model_class,
+             "input_layout": "[B, T, n_mels] in transformers; HiFiGAN takes [B, n_mels, T]"}
     pre_path = os.path.join(folder, "preprocessor_config.json")
-    if os.path.isfile(pre_path):
-        try:
-            pre = _read_json(pre_path)
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{pre_path}: not readable as JSON ({e})") from e
-        sr = pre.get("sampling_rate", feats["sampling_rate"])
-        ms = lambda v: None if v is None or sr is None else int(round(v * sr / 1000))  # noqa: E731
-        win = ms(pre.get("win_length"))
-        feats.update(feature_source=pre_path, hop_length=ms(pre.get("hop_length")), win_length=win,
-                     n_fft=None if win is None else 2 ** math.ceil(math.log2(win)), fmin=pre.get("fmin"),
-                     fmax=pre.get("fmax"), window=pre.get("win_function"), log_floor=pre.get("mel_floor"))
-        if pre.get("feature_extractor_type") == "SpeechT5FeatureExtractor":
-            feats["log_base"] = 10
-        if pre.get("num_mel_bins", feats["n_mels"]) != feats["n_mels"]:
-            raise config_mismatch(pre_path, "num_mel_bins", pre.get("num_mel_bins"), feats["n_mels"])
-    return feats
+    if not os.path.isfile(pre_path):
+        note = ("the vocoder folder does not describe its front end: take it from the processor the vocoder was "
+                "trained with (for SpeechT5, its preprocessor_config.json)")
+        if model_class == "FastSpeech2ConformerHifiGan":
+            note += "; FastSpeech2ConformerHifiGan was converted from ESPnet: ESPnet's LogMelFbank features"
+        return {**describe(**common, source=os.path.join(folder, CONFIG_NAME), framing=None, window=None,
+                           fmin=None, fmax=None, missing=list(_FRONT_END), notes=[note]), **extra}
+    try:
+        pre = _read_json(pre_path)
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{pre_path}: not readable as JSON ({e})") from e
+    given = {**_SPEECHT5_DEFAULTS, **{k: v for k, v in pre.items() if v is not None}}
+    defaults = [ours for key, ours in _SPEECHT5_OURS.items() if pre.get(key) is None]
+    unsupported, notes = [], ["transformers casts the wav to float32 before computing the features"]
+    kind = pre.get("feature_extractor_type", "SpeechT5FeatureExtractor")
+    if kind != "SpeechT5FeatureExtractor":
+        unsupported.append(f"feature_extractor_type = {kind!r} (only SpeechT5FeatureExtractor is described)")
+    sr = given["sampling_rate"]
+    win = int(given["win_length"] * sr // 1000)
+    hop = int(given["hop_length"] * sr // 1000)
+    n_fft = 2 ** math.ceil(math.log2(win))
+    if (n_fft - win) % 2:  # its frames start win // 2 before the hop, not where a window centred in n_fft lies
+        unsupported.append(f"win_length = {win} samples with n_fft {n_fft} (an odd difference)")
+    if sr % 2:
+        unsupported.append(f"sampling_rate = {sr} (odd: transformers places the FFT bins up to sampling_rate // 2)")
+    window = str(given["win_function"]).removesuffix("_window")
+    if window not in ("hann", "hamming", "blackman", "bartlett"):
+        unsupported.append(f"win_function = {given['win_function']!r}")
+    if common["sample_rate"] is not None and common["sample_rate"] != sr:
+        notes.append(f"config.json says sampling_rate {common['sample_rate']}, {pre_path} {sr}: the latter is used")
+    if pre.get("num_mel_bins", common["n_mels"]) != common["n_mels"]:
+        raise config_mismatch(pre_path, "num_mel_bins", pre.get("num_mel_bins"), common["n_mels"])
+    return {**describe(
+        **{**common, "sample_rate": sr}, source=pre_path, n_fft=n_fft, win_length=win, hop_length=hop,
+        framing="centered", pad=win // 2 + (n_fft - win) // 2, pad_mode="reflect", window=window,
+        window_periodic=True, fmin=float(given["fmin"]), fmax=float(given["fmax"]), mel_scale="slaney",
+        mel_norm="slaney", filterbank_dtype="float64", log="log10", log_guard="clamp",
+        log_floor=float(given["mel_floor"]), unsupported=unsupported, defaults=defaults, notes=notes), **extra}
 
 
 def read(path, map_location="cpu"):

@@ -16,26 +16,19 @@ Detection (`detect(path)`), by structure, never by the file name: a tar archive,
 - config: a dict `HiFiGAN(config)` accepts. The resblock type comes from the keys (convs1/convs2 -> "1",
   convs -> "2"), never from the config's integer; strides, kernel sizes, channels and dilations come
   from model_config.yaml's `generator`; `num_mels` from conv_pre's weight; `sampling_rate` when known.
-- features: metadata describing the input the network was trained on (nothing here computes it):
-
-  | key | meaning |
-  |---|---|
-  | toolkit, source | "nemo"; where the values come from |
-  | sample_rate, n_fft, win_length, hop_length, n_mels | STFT and mel sizes (samples, bins) |
-  | fmin, fmax | mel band edges in Hz (fmax None in the file -> sample_rate / 2) |
-  | mel_norm, mel_scale | "slaney" or None (area normalisation); "slaney" or "htk" |
-  | magnitude_power, magnitude_guard | 1.0 magnitude, 2.0 power; eps added under the sqrt (0.0 none) |
-  | log, log_guard, log_floor | "ln" or None; "clamp" -> ln(max(x, floor)), "add" -> ln(x + floor) |
-  | window, window_periodic | "hann" etc.; False = symmetric (torch.hann_window(periodic=False)) |
-  | framing, pad_mode, pad | "padded": pad `pad` samples per side, stft(center=False) (jik876 framing); "centered": stft(center=True) |
-  | normalization | None, or the per-utterance normalisation ("per_feature", "all_features") |
-  | preemphasis, dither, pad_value | NeMo FilterbankFeatures' extra steps (None/0 when off) |
-  | filterbank, window_weights | the stored `audio_to_melspec_precessor.fb` [n_mels, n_fft/2+1] and `.window` tensors, or None |
-  | missing, notes | keys that could not be read from the file; caveats |
-
-  Values the file leaves out take FilterbankFeatures' defaults (NeMo 8cfedd7). NeMo's exact-pad mode pads
-  with "reflect" up to 2025-07 and "constant" (zeros) since (NeMo #13827); the file does not say which
-  version trained it, so pad_mode is "reflect" with a note.
+- features: vocoder_ext.features' schema (the table is in that module's docstring; `features.mel_spectrogram`
+  computes them), from model_config.yaml's `preprocessor` (FilterbankFeatures, or
+  AudioToMelSpectrogramPreprocessor with window_size/window_stride in seconds) and the stored
+  `audio_to_melspec_precessor.fb` / `.window` buffers (`filterbank`, `window_weights`, used as stored).
+  exact_pad -> "padded" framing (pad (n_fft - hop) // 2), else "centered"; symmetric window; |X| ** mag_power
+  (use_grads adds 1e-5 under the sqrt); ln with log_zero_guard_type/value ("tiny"/"eps": float32's);
+  normalize -> normalization "per_feature"/"all_features"; preemph applied after the exact pad; pad_value,
+  pad_to. Values the file leaves out take FilterbankFeatures' defaults (NeMo 8cfedd7) and are listed in
+  `defaults`. `dither` is recorded but never applied (NeMo dithers in training mode only). frame_splicing > 1,
+  pad_to "max", fixed_mean/fixed_std normalisation, stft_conv and window "none" go to `unsupported`.
+  NeMo #13827 (2025-07) changed the padding from "reflect" to "constant" (zeros) and made the last frame
+  pad_value (`masked_tail`); the file does not say which version trained it, so the dict describes the
+  earlier one (pad_mode "reflect", masked_tail False) and a note says what to change for a later model.
 
 Safety: members are streamed, never extracted under their own names: the weights go to a fixed name in a
 private temporary folder and are read with `safe_load` (torch.load weights_only=True); the YAML is parsed
@@ -51,6 +44,7 @@ import tempfile
 import torch
 import yaml
 
+from ...features import describe
 from ..files import CheckpointError, safe_load
 from .layout import block_type, check_generator_keys, config_field, conv_weight, rename_weight_norm
 
@@ -215,6 +209,7 @@ def _config(cfg, sd, where):
 
 
 def _guard_value(value):
+    """NeMo's log_zero_guard_value: a number, or "tiny"/"eps" of the features' dtype (float32 in NeMo)."""
     if value == "tiny":
         return float(torch.finfo(torch.float32).tiny)
     if value == "eps":
@@ -223,57 +218,70 @@ def _guard_value(value):
 
 
 def _features(cfg, weights):
-    """NeMo FilterbankFeatures (or AudioToMelSpectrogramPreprocessor) settings; defaults per NeMo 8cfedd7."""
+    """FilterbankFeatures settings -> vocoder_ext.features' schema; absent ones take NeMo 8cfedd7's defaults."""
     pre = cfg.get("preprocessor") if isinstance(cfg.get("preprocessor"), dict) else {}
-    missing, notes = [], []
+    missing, defaults, notes, unsupported = [], [], [], []
 
-    def get(key, default):
+    def get(key, ours, default):
         if key not in pre:
-            missing.append(key)
+            defaults.append(ours)
             return default
         return pre[key]
 
     sr = pre.get("sample_rate", cfg.get("sample_rate"))
+    sr = int(sr) if isinstance(sr, (int, float)) and float(sr).is_integer() else sr
     if sr is None:
         missing.append("sample_rate")
-    if "window_size" in pre and "n_window_size" not in pre and sr:  # AudioToMelSpectrogramPreprocessor: seconds
-        win = int(round(pre["window_size"] * sr))
-        hop = int(round(pre.get("window_stride", 0.01) * sr))
-        n_mels = pre.get("features", 64)
+    if "window_size" in pre and "n_window_size" not in pre:  # AudioToMelSpectrogramPreprocessor: seconds
+        win = int(pre["window_size"] * sr) if sr else None
+        hop = int(get("window_stride", "hop_length", 0.01) * sr) if sr else None
+        n_mels = get("features", "n_mels", 64)
     else:
-        win, hop, n_mels = get("n_window_size", 320), get("n_window_stride", 160), get("nfilt", 64)
+        win, hop = get("n_window_size", "win_length", 320), get("n_window_stride", "hop_length", 160)
+        n_mels = get("nfilt", "n_mels", 64)
     n_fft = pre.get("n_fft") or (2 ** math.ceil(math.log2(win)) if win else None)
-    fmax = get("highfreq", None)
-    exact_pad = bool(get("exact_pad", False))
-    log = bool(get("log", True))
-    guard = get("log_zero_guard_type", "add")
-    if get("use_grads", False):
-        notes.append("use_grads: the magnitude adds a small guard under the sqrt (NeMo CONSTANT)")
-    if exact_pad:
-        notes.append("exact_pad: NeMo pads with 'reflect' before 2025-07 and with zeros ('constant') since "
-                     "(NeMo #13827); which one trained this model is not recorded in the file")
-    features = {
-        "toolkit": "nemo", "source": f"{CONFIG_MEMBER}: preprocessor ({pre.get('_target_', 'no _target_')})",
-        "sample_rate": sr, "n_fft": n_fft, "win_length": win, "hop_length": hop, "n_mels": n_mels,
-        "fmin": float(get("lowfreq", 0)), "fmax": float(fmax) if fmax is not None else (sr / 2 if sr else None),
-        "mel_norm": get("mel_norm", "slaney"), "mel_scale": "slaney",
-        "magnitude_power": float(get("mag_power", 2.0)), "magnitude_guard": 1e-5 if pre.get("use_grads") else 0.0,
-        "log": "ln" if log else None, "log_guard": guard if log else None,
-        "log_floor": _guard_value(get("log_zero_guard_value", 2 ** -24)) if log else None,
-        "window": get("window", "hann"), "window_periodic": False,
-        "framing": "padded" if exact_pad else "centered", "pad_mode": "reflect" if exact_pad else "constant",
-        "pad": (n_fft - hop) // 2 if exact_pad and n_fft and hop else (n_fft // 2 if n_fft else None),
-        "normalization": get("normalize", "per_feature"), "preemphasis": get("preemph", 0.97),
-        "dither": get("dither", 1e-5), "pad_value": get("pad_value", 0.0),
-        "filterbank": None, "window_weights": None, "missing": missing, "notes": notes,
-    }
+    exact_pad = bool(get("exact_pad", "framing", False))
+    fmax = get("highfreq", "fmax", None) or (sr / 2 if sr else None)  # NeMo: highfreq or sample_rate / 2
+    log = bool(get("log", "log", True))
+    guard = get("log_zero_guard_type", "log_guard", "add")
+    normalize = get("normalize", "normalization", "per_feature")
+    window = get("window", "window", "hann")
+    pad_to = get("pad_to", "pad_to", 16)
+    use_grads = bool(pre.get("use_grads", False))
+    if normalize not in (None, "per_feature", "all_features"):
+        unsupported.append(f"normalize = {normalize!r} (fixed_mean/fixed_std)")
+    if pre.get("frame_splicing", 1) not in (None, 1):
+        unsupported.append(f"frame_splicing = {pre['frame_splicing']} (stacked frames)")
+    if pad_to == "max":
+        unsupported.append("pad_to = 'max' (padding to max_duration)")
+    if pre.get("stft_conv"):
+        unsupported.append("stft_conv = true (torch_stft's conv STFT, removed from NeMo)")
+    if window not in ("hann", "hamming", "blackman", "bartlett"):
+        unsupported.append(f"window = {window!r}")
+    notes.append("NeMo before #13827 (2025-07) is described: reflect padding, every frame valid. A model trained "
+                 "with a later NeMo needs pad_mode 'constant' and masked_tail True (its last frame is pad_value)")
     fb = weights.get("audio_to_melspec_precessor.fb")
-    if isinstance(fb, torch.Tensor):
-        features["filterbank"] = fb.reshape(fb.shape[-2], fb.shape[-1]) if fb.dim() == 3 else fb
-    window = weights.get("audio_to_melspec_precessor.window")
-    if isinstance(window, torch.Tensor):
-        features["window_weights"] = window
-    return features
+    stored_window = weights.get("audio_to_melspec_precessor.window")
+    return describe(
+        toolkit="nemo", source=f"{CONFIG_MEMBER}: preprocessor ({pre.get('_target_', 'no _target_')})",
+        sample_rate=sr, n_fft=n_fft, win_length=win, hop_length=hop, n_mels=n_mels,
+        preemphasis=get("preemph", "preemphasis", 0.97), preemphasis_after_pad=exact_pad,
+        dither=get("dither", "dither", 1e-5),
+        framing="padded" if exact_pad else "centered",
+        pad=((n_fft - hop) // 2 if exact_pad else n_fft // 2) if n_fft and hop else None, pad_mode="reflect",
+        window=window, window_periodic=False,
+        window_weights=stored_window if isinstance(stored_window, torch.Tensor) else None,
+        magnitude_guard_type="add" if use_grads else None, magnitude_guard=1e-5 if use_grads else 0.0,
+        magnitude_power=float(get("mag_power", "magnitude_power", 2.0)),
+        fmin=float(get("lowfreq", "fmin", 0) or 0), fmax=float(fmax) if fmax is not None else None,
+        mel_scale="slaney", mel_norm=get("mel_norm", "mel_norm", "slaney"),
+        filterbank=(fb.reshape(fb.shape[-2], fb.shape[-1]) if fb.dim() == 3 else fb)
+        if isinstance(fb, torch.Tensor) else None, filterbank_dtype="float32",
+        log="ln" if log else None, log_guard=guard if log else None,
+        log_floor=_guard_value(get("log_zero_guard_value", "log_floor", 2 ** -24)) if log else None,
+        normalization={"type": normalize} if normalize in ("per_feature", "all_features") else None,
+        pad_value=float(get("pad_value", "pad_value", 0.0)), pad_to=pad_to if isinstance(pad_to, int) else 0,
+        unsupported=unsupported, missing=missing, defaults=defaults, notes=notes)
 
 
 def read(path, map_location="cpu"):

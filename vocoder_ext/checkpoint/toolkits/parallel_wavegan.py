@@ -21,25 +21,26 @@ A folder counts as PWG when it holds `checkpoint-{N}steps.pkl` (the highest N is
   for odd scales, the 24 kHz [5,5,4,3] models, jik876's formula would add a shifted sample per layer),
   `conv_pre_kernel_size` / `conv_post_kernel_size` from `kernel_size`, and `bias: false` as bias-free convs
   (PWG: every conv; ESPnet: the residual blocks' only, its other convs always have one).
-- features: PWG/ESPnet log-mel front end (metadata, nothing applied):
-
-  | key | meaning |
-  |---|---|
-  | toolkit, source | "parallel_wavegan" or "espnet"; the config file read |
-  | sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax | STFT / mel sizes; fmin None -> 0, fmax None -> sr/2 |
-  | window, window_periodic, center, framing, pad_mode | "hann", True, True (librosa/torch.stft center), "centered", "reflect" |
-  | mel_norm, mel_scale, magnitude_power | "slaney", "slaney", 1.0 (librosa.filters.mel on |STFT|) |
-  | log, log_base, log_guard, log_floor | "log10", 10, "clamp" (log10(max(x, floor))), 1e-10 |
-  | normalization | None or {"type", "formula", "mean", "scale", "source", "read"}: PWG `(x - mean) / scale` from stats.npy (read, tensors), stats.h5 (read only if h5py imports, else path only, read False) or the `mean`/`scale` buffers; ESPnet GlobalMVN `normalize.mean`/`normalize.std` |
-  | global_gain_scale, format | PWG's audio gain and feature format |
-  | filterbank | ESPnet's stored `feats_extract.logmel.melmat` [n_freq, n_mels], or None |
-  | inference_padding, missing, notes | 0 (no padding); fields the config lacks; caveats |
+- features: vocoder_ext.features' schema (the table is in that module's docstring; `features.mel_spectrogram`
+  computes them), plus PWG's `global_gain_scale` and `format`. PWG: preprocess.py's logmelfilterbank from
+  config.yml (its defaults for absent fields, listed in `defaults`): librosa STFT, "centered" framing (reflect),
+  periodic `window`, |X|, librosa Slaney filterbank (float32; fmin null -> 0, fmax null -> sr / 2),
+  log10(max(x, 1e-10)), wav_gain = global_gain_scale (when > 0); normalization "mean_scale" from stats.npy
+  (read), stats.h5 (read only if h5py imports, else its mean/scale are None: computing says so) or the
+  `mean`/`scale` buffers; none of these -> normalization None and listed in `missing`. ESPnet: LogMelFbank
+  from config.yaml's feats_extract_conf (its defaults: fs 16000, n_fft 1024, hop 256, fmin 80, fmax 7600,
+  center true, ...): torch.stft, sqrt(max(|X|^2, 1e-10)), the stored `feats_extract.logmel.melmat` as
+  `filterbank` ([n_mels, n_freq], transposed from ESPnet's [n_freq, n_mels]), log10(max(x, 1e-10)),
+  GlobalMVN `normalize.mean`/`normalize.std` as a "mean_scale" normalization.
 
 Refused (CheckpointError naming the file and the variant): other generator types, causal PWG (`.conv`/`.deconv`
 keys or use_causal_conv), non-LeakyReLU activations or a slope other than 0.1, ESPnet
 global_conv / global_channels (speaker conditioning), multi-band (out_channels > 1, PQMF), an even
 kernel_size, ResBlock2-style blocks without exactly two dilations, and ESPnet VITS
 (`tts.generator.decoder.`) and JETS (`tts.generator.generator.`): they decode latents, not mels.
+
+The module is over 400 lines because ParallelWaveGAN and ESPnet share one key map, config check and
+feature description: two files would repeat them.
 """
 import os
 import re
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 import yaml
 
+from ...features import describe
 from ..files import CheckpointError, safe_load
 from .layout import (block_type, check_generator_keys, config_field, config_mismatch, infer_architecture,
                      rename_weight_norm)
@@ -279,20 +281,63 @@ def _stats(folder, fmt, buffers):
     return None
 
 
-def _features(toolkit, source, settings, keys, n_mels, normalization, notes):
-    """settings: the config section; keys: our name -> its name there (None when absent)."""
-    get = {ours: settings.get(theirs) for ours, theirs in keys.items()}
-    missing = [theirs for theirs in keys.values() if theirs not in settings]
+# The front ends' own defaults for fields a config leaves out: schema key -> (config field, default).
+# PWG: preprocess.py's logmelfilterbank arguments; ESPnet: LogMelFbank's (espnet2/tts/feats_extract).
+_PWG_FIELDS = {"sample_rate": ("sampling_rate", None), "n_fft": ("fft_size", 1024), "hop_length": ("hop_size", 256),
+               "win_length": ("win_length", None), "window": ("window", "hann"), "fmin": ("fmin", None),
+               "fmax": ("fmax", None), "wav_gain": ("global_gain_scale", 0.0)}
+_ESPNET_FIELDS = {"sample_rate": ("fs", 16000), "n_fft": ("n_fft", 1024), "hop_length": ("hop_length", 256),
+                  "win_length": ("win_length", None), "window": ("window", "hann"), "fmin": ("fmin", 80),
+                  "fmax": ("fmax", 7600), "framing": ("center", True), "pad_mode": ("pad_mode", "reflect"),
+                  "stft_normalized": ("normalized", False), "mel_scale": ("htk", False), "log": ("log_base", 10.0)}
+_WINDOW_NAMES = {"hann": "hann", "hamming": "hamming", "blackman": "blackman", "bartlett": "bartlett",
+                 "boxcar": "ones", "rect": "ones", "ones": "ones"}
+
+
+def _features(toolkit, source, cfg, n_mels, normalization, notes, filterbank=None):
+    """The whole config (PWG config.yml, ESPnet config.yaml) -> vocoder_ext.features' schema."""
+    esp = toolkit == "espnet"
+    settings = (cfg.get("feats_extract_conf") or {}) if esp else cfg
+    fields = _ESPNET_FIELDS if esp else _PWG_FIELDS
+    get = {ours: settings.get(field, default) for ours, (field, default) in fields.items()}
+    absent = [ours for ours, (field, _) in fields.items() if field not in settings]
+    missing = [k for k in absent if get[k] is None and k in ("sample_rate", "n_fft", "hop_length")]
+    defaults = [k for k in absent if k not in missing]
+    unsupported = []
     sr, n_fft = get["sample_rate"], get["n_fft"]
-    return {"toolkit": toolkit, "source": source, "sample_rate": sr, "n_fft": n_fft,
-            "win_length": get["win_length"] or n_fft, "hop_length": get["hop_length"],
-            "n_mels": n_mels, "fmin": float(get["fmin"] or 0.0),
-            "fmax": float(get["fmax"]) if get["fmax"] is not None else (sr / 2 if sr else None),
-            "window": get["window"] or "hann", "window_periodic": True, "center": True, "framing": "centered",
-            "pad_mode": "reflect", "pad": n_fft // 2 if isinstance(n_fft, int) else None,
-            "mel_norm": "slaney", "mel_scale": "slaney", "magnitude_power": 1.0,
-            "log": "log10", "log_base": 10, "log_guard": "clamp", "log_floor": 1e-10,
-            "normalization": normalization, "inference_padding": 0, "missing": missing, "notes": notes}
+    window = _WINDOW_NAMES.get(get["window"] or "hann")
+    if window is None:
+        unsupported.append(f"window = {get['window']!r}")
+    if esp:
+        if cfg.get("feats_extract", "fbank") != "fbank":
+            unsupported.append(f"feats_extract = {cfg['feats_extract']!r} (only LogMelFbank, 'fbank', is described)")
+        log = {10: "log10", 2: "log2", None: "ln"}.get(get["log"])
+        if log is None:
+            unsupported.append(f"log_base = {get['log']!r}")
+        if normalization is not None:  # ESPnet's GlobalMVN: (x - mean) / std
+            normalization = {**normalization, "type": "mean_scale"}
+        elif cfg.get("normalize"):
+            missing.append("normalization")
+        center = bool(get["framing"])
+    else:
+        log, center = "log10", True
+        if normalization is None:
+            missing.append("normalization")
+    gain = get.get("wav_gain") or 0.0
+    return describe(
+        toolkit=toolkit, source=source, sample_rate=sr, n_fft=n_fft, win_length=get["win_length"] or n_fft,
+        hop_length=get["hop_length"], n_mels=n_mels, wav_gain=float(gain) if gain > 0 else 1.0,
+        framing="centered" if center else "padded",
+        pad=(n_fft // 2 if center else 0) if isinstance(n_fft, int) else None,
+        pad_mode=get.get("pad_mode", "reflect"), window=window, window_periodic=True,
+        stft_normalized="frame_length" if get.get("stft_normalized") else None,
+        magnitude_guard_type="clamp" if esp else None, magnitude_guard=1e-10 if esp else 0.0,
+        fmin=float(get["fmin"] or 0.0),
+        fmax=float(get["fmax"]) if get["fmax"] is not None else (sr / 2 if sr else None),
+        mel_scale="htk" if get.get("mel_scale") else "slaney", mel_norm="slaney",
+        filterbank=filterbank.t() if esp and isinstance(filterbank, torch.Tensor) else None,
+        filterbank_dtype="float32", log=log, log_guard="clamp", log_floor=1e-10, normalization=normalization,
+        unsupported=unsupported, missing=missing, defaults=defaults, notes=notes)
 
 
 # ---- readers -----------------------------------------------------------------------------------------
@@ -321,10 +366,7 @@ def _read_pwg(path, map_location):
              "a jik876 mel converts only approximately"]
     if normalization is None:
         notes.append("no stats.npy/stats.h5 beside the checkpoint: the normalisation is unknown")
-    feats = _features("parallel_wavegan", cfg_path, cfg,
-                      {"sample_rate": "sampling_rate", "n_fft": "fft_size", "hop_length": "hop_size",
-                       "win_length": "win_length", "window": "window", "fmin": "fmin", "fmax": "fmax"},
-                      config["num_mels"], normalization, notes)
+    feats = _features("parallel_wavegan", cfg_path, cfg, config["num_mels"], normalization, notes)
     feats.update(global_gain_scale=cfg.get("global_gain_scale"), format=cfg.get("format"), filterbank=None)
     return sd, config, feats
 
@@ -358,14 +400,9 @@ def _read_espnet(path, map_location):
                          "source": f"{path}: normalize.mean/std", "read": True}
     notes = ["ESPnet LogMelFbank defaults fill absent fields: n_fft 1024, hop 256, fmin 80, fmax 7600, log10 "
              "floor 1e-10 (espnet2/layers/log_mel.py)"]
-    feats = _features("espnet", cfg_path, {**{"n_fft": 1024, "hop_length": 256, "fmin": 80, "fmax": 7600}, **fe},
-                      {"sample_rate": "fs", "n_fft": "n_fft", "hop_length": "hop_length",
-                       "win_length": "win_length", "window": "window", "fmin": "fmin", "fmax": "fmax"},
-                      config["num_mels"], normalization, notes)
-    feats["missing"] = [k for k in ("fs", "n_fft", "hop_length", "win_length", "fmin", "fmax") if k not in fe]
-    melmat = raw.get("feats_extract.logmel.melmat")
-    feats.update(center=fe.get("center", True), global_gain_scale=None, format=None,
-                 filterbank=melmat if isinstance(melmat, torch.Tensor) else None)
+    feats = _features("espnet", cfg_path, cfg, config["num_mels"], normalization, notes,
+                      raw.get("feats_extract.logmel.melmat"))
+    feats.update(global_gain_scale=None, format=None)
     return sd, config, feats
 
 

@@ -19,13 +19,15 @@ names in the zip's data.pkl are looked at (as bytes); nothing is unpickled to de
   **`padding_mode: "reflect"`**: SpeechBrain pads every stride-1 conv (conv_pre, all resblock convs,
   conv_post) with reflect padding (zero padding would change the audio at every utterance edge); our
   generator does the same, eager and fused, from that option. `conv_post_bias` as the yaml says.
-- features: the keys of nemo.py's table. SpeechBrain computes mels with torchaudio MelSpectrogram
-  (center=True, reflect pad n_fft//2, periodic Hann) then ln(clamp(x, 1e-5)) when
-  `dynamic_range_compression` is on. The released hyperparams.yaml usually lacks the mel settings (they live
-  in the training recipe): any not in the file are None and listed in `missing`, and `recipe_defaults` holds
-  the LJSpeech recipe's values (22.05 kHz; LibriTTS's 16 kHz recipe differs only in the rate) to use
-  knowingly. `inference_padding` is the number of mel frames SpeechBrain's `inference()` replicate-pads on
-  each side, untrimmed.
+- features: vocoder_ext.features' schema (the table is in that module's docstring; `features.mel_spectrogram`
+  computes them). SpeechBrain computes mels with torchaudio's MelSpectrogram (center=True: "centered" framing,
+  reflect pad n_fft // 2, periodic Hann; `power`; `mel_normalized` -> stft_normalized "window"; `norm`,
+  `mel_scale`; a float32 filterbank) then ln(clamp(x, 1e-5)) when `dynamic_range_compression` is on. The
+  released hyperparams.yaml usually lacks the mel settings (they live in the training recipe): those not in the
+  file are None and listed in `missing` (SpeechBrain's mel function has no defaults for them), and
+  `recipe_defaults` holds the LJSpeech recipe's values (22.05 kHz; LibriTTS's 16 kHz recipe differs only in
+  the rate) to use knowingly: `features.update(features["recipe_defaults"], missing=[])`. `inference_padding` is the
+  number of mel frames SpeechBrain's `inference()` replicate-pads on each side, untrimmed.
 
 hyperparams.yaml is HyperPyYAML: `!new:`, `!name:`, `!apply:`, `!ref`, ... tags are parsed by a SafeLoader
 subclass into inert `Tagged(tag, value)` values; nothing they name is imported or run.
@@ -37,6 +39,7 @@ import zipfile
 import torch
 import yaml
 
+from ...features import describe
 from ..files import CheckpointError, safe_load
 from .layout import block_type, check_generator_keys, config_field, conv_weight, rename_weight_norm
 
@@ -48,7 +51,7 @@ _WRAPPED_TAILS = ("weight_g", "weight_v", "weight", "bias",
                   "parametrizations.weight.original0", "parametrizations.weight.original1")
 RECIPE_DEFAULTS = {"sample_rate": 22050, "n_fft": 1024, "win_length": 1024, "hop_length": 256, "fmin": 0.0,
                    "fmax": 8000.0, "mel_norm": "slaney", "mel_scale": "slaney", "magnitude_power": 1.0,
-                   "log": "ln", "log_guard": "clamp", "log_floor": 1e-5}
+                   "stft_normalized": None, "log": "ln", "log_guard": "clamp", "log_floor": 1e-5}
 
 
 class Tagged:
@@ -197,38 +200,52 @@ def _state_dict(raw, where):
 
 
 def _features(doc, gen):
-    missing = []
+    """hyperparams.yaml's mel settings (the arguments of SpeechBrain's `mel_spectogram`) -> features' schema."""
+    missing, unsupported = [], []
 
-    def get(key, out_key):
+    def get(key, ours):
         if key in doc and not isinstance(doc[key], Tagged):
             return doc[key]
-        missing.append(out_key)
+        missing.append(ours)
         return None
 
-    n_fft, hop = get("n_fft", "n_fft"), get("hop_length", "hop_length")
-    compression = doc.get("dynamic_range_compression")
-    if compression is None:
-        missing.extend(["log", "log_guard", "log_floor"])
+    sr, n_fft = get("sample_rate", "sample_rate"), get("n_fft", "n_fft")
+    win = get("win_length", "win_length")
+    hop = get("hop_length", "hop_length")
+    if "win_length" in doc and win is None:  # torchaudio's defaults for an explicit null
+        win = n_fft
+    if "hop_length" in doc and hop is None and isinstance(win, int):
+        hop = win // 2
+    fmax = get("mel_fmax", "fmax")
+    if "mel_fmax" in doc and fmax is None and sr:
+        fmax = sr / 2
+    fmin = get("mel_fmin", "fmin")
     power = get("power", "magnitude_power")
-    features = {
-        "toolkit": "speechbrain", "source": f"{YAML_NAME} (mel settings the file lacks: see missing, recipe_defaults)",
-        "sample_rate": get("sample_rate", "sample_rate"), "n_fft": n_fft, "win_length": get("win_length", "win_length"),
-        "hop_length": hop, "n_mels": gen.get("in_channels", doc.get("n_mel_channels")),
-        "fmin": get("mel_fmin", "fmin"), "fmax": get("mel_fmax", "fmax"),
-        "mel_norm": get("norm", "mel_norm"), "mel_scale": get("mel_scale", "mel_scale"),
-        "magnitude_power": float(power) if power is not None else None, "magnitude_guard": 0.0,
-        "log": ("ln" if compression else None) if compression is not None else None,
-        "log_guard": "clamp" if compression else None, "log_floor": 1e-5 if compression else None,
-        "window": "hann", "window_periodic": True, "framing": "centered", "pad_mode": "reflect",
-        "pad": n_fft // 2 if isinstance(n_fft, int) else None,
-        "normalization": "stft_normalized" if doc.get("mel_normalized") else None,
-        "preemphasis": None, "dither": 0.0, "pad_value": None,
-        "inference_padding": gen.get("inference_padding", 5),
-        "missing": missing, "recipe_defaults": dict(RECIPE_DEFAULTS),
-        "notes": ["SpeechBrain's inference() replicate-pads inference_padding mel frames on each side and does "
-                  "not trim the extra inference_padding * hop samples per side"],
-    }
-    return features
+    normalized = get("mel_normalized", "stft_normalized")
+    norm, mel_scale = get("norm", "mel_norm"), get("mel_scale", "mel_scale")
+    compression = get("dynamic_range_compression", "log")
+    if compression is None:
+        missing.extend(["log_guard", "log_floor"])
+    if isinstance(sr, int) and sr % 2:
+        unsupported.append(f"sample_rate = {sr} (odd: torchaudio places the FFT bins up to sample_rate // 2)")
+    return {**describe(
+        toolkit="speechbrain", source=f"{YAML_NAME} (mel settings the file lacks: see missing, recipe_defaults)",
+        sample_rate=sr, n_fft=n_fft, win_length=win, hop_length=hop,
+        n_mels=gen.get("in_channels", doc.get("n_mel_channels")),
+        framing="centered", pad=n_fft // 2 if isinstance(n_fft, int) else None, pad_mode="reflect",
+        window="hann", window_periodic=True,
+        stft_normalized=("window" if normalized else None) if normalized is not None else None,
+        magnitude_power=float(power) if power is not None else None,
+        fmin=float(fmin) if fmin is not None else None, fmax=float(fmax) if fmax is not None else None,
+        mel_scale=mel_scale, mel_norm=norm, filterbank_dtype="float32",
+        log=("ln" if compression else None) if compression is not None else None,
+        log_guard="clamp" if compression else None, log_floor=1e-5 if compression else None,
+        inference_padding=gen.get("inference_padding", 5), unsupported=unsupported, missing=missing,
+        notes=["SpeechBrain's inference() replicate-pads inference_padding mel frames on each side and does not "
+               "trim the extra inference_padding * hop samples per side",
+               "torchaudio builds the filterbank in float32 arithmetic: it agrees with this float64 one "
+               "rounded to float32 to about 1e-6 relative"]),
+        "recipe_defaults": dict(RECIPE_DEFAULTS)}
 
 
 def read(path, map_location="cpu"):
