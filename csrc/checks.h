@@ -65,6 +65,33 @@ inline void check_lrelu_conv_transpose1d(c10::DeviceType device, const at::Tenso
               "lrelu_conv_transpose1d: no output for length ", x.size(2));
 }
 
+inline int64_t conv_out_len(int64_t t_in, int64_t k, int64_t stride, int64_t padding) {
+  return (t_in + 2 * padding - k) / stride + 1;
+}
+
+inline void check_conv1d_lrelu(c10::DeviceType device, const at::Tensor& x, const at::Tensor& weight,
+                               const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding, int64_t groups) {
+  TORCH_CHECK(x.dim() == 3, "conv1d_lrelu: x must be [B, C_in, T], got shape ", x.sizes());
+  TORCH_CHECK(stride >= 1 && padding >= 0 && groups >= 1, "conv1d_lrelu: need stride >= 1, padding >= 0 and groups >= 1, got ",
+              stride, ", ", padding, " and ", groups);
+  TORCH_CHECK(x.size(1) % groups == 0 && weight.dim() == 3 && weight.size(0) % groups == 0 &&
+                  weight.size(1) * groups == x.size(1),
+              "conv1d_lrelu: weight must be [C_out, ", x.size(1) / groups, ", K] with C_out a multiple of groups (", groups,
+              ") for x of shape ", x.sizes(), ", got ", weight.sizes());
+  TORCH_CHECK(x.scalar_type() == weight.scalar_type() && at::isFloatingType(x.scalar_type()),
+              "conv1d_lrelu: x and weight must share a floating dtype, got ", x.scalar_type(), " and ", weight.scalar_type());
+  TORCH_CHECK(x.device().type() == device && weight.device().type() == device, "conv1d_lrelu (",
+              c10::DeviceTypeName(device), " kernel): got tensors on ", x.device(), " and ", weight.device());
+  if (bias) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0) && bias->scalar_type() == x.scalar_type() &&
+                    bias->device().type() == device,
+                "conv1d_lrelu: bias must be a ", c10::DeviceTypeName(device), " ", x.scalar_type(), " tensor of shape [",
+                weight.size(0), "], got ", bias->scalar_type(), " ", bias->sizes());
+  }
+  TORCH_CHECK(x.size(2) + 2 * padding >= weight.size(2), "conv1d_lrelu: length ", x.size(2), " with padding ", padding,
+              " is shorter than the kernel (", weight.size(2), ")");
+}
+
 inline void check_resblock(c10::DeviceType device, const at::Tensor& x, at::TensorList weights, at::TensorList biases, at::IntArrayRef dilations,
                   int64_t group, const std::optional<at::Tensor>& accum) {
   TORCH_CHECK(x.dim() == 3 && at::isFloatingType(x.scalar_type()) && x.device().type() == device,

@@ -33,6 +33,15 @@ inline void define_schemas(torch::Library& m) {
       "lrelu_conv_transpose1d_backward(Tensor grad_out, Tensor x, Tensor weight, int stride, "
       "int padding, float slope, int output_padding=0) -> (Tensor, Tensor, Tensor)");
 
+  // The discriminators' layers: y = leaky_relu(conv1d(x, weight, bias, stride, padding, groups), slope),
+  // slope 1 = no activation (conv_post). The backward takes the output: leaky' is read from its sign.
+  m.def(
+      "conv1d_lrelu(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int groups, float slope) "
+      "-> Tensor");
+  m.def(
+      "conv1d_lrelu_backward(Tensor grad_out, Tensor out, Tensor x, Tensor weight, int stride, int padding, "
+      "int groups, float slope) -> (Tensor, Tensor, Tensor)");
+
   // WaveGlow, [B, C, T/n_group] tensors. One WN layer: a = conv1d(audio, in_weight, in_bias, dilation,
   // "same") + cond (the layer's conditioning, precomputed from the mel); acts = tanh(a[:, :C]) *
   // sigmoid(a[:, C:]); rs = conv1d(acts, rs_weight, rs_bias) (1x1). Returns (audio + rs[:, :C], skip +

@@ -19,6 +19,7 @@ resblock = importlib.import_module("vocoder_ext.ops.resblock")
 wn = importlib.import_module("vocoder_ext.ops.wn_layer")
 affine = importlib.import_module("vocoder_ext.ops.affine_coupling")
 inv = importlib.import_module("vocoder_ext.ops.invertible_conv1x1")
+disc = importlib.import_module("vocoder_ext.ops.conv1d_lrelu")
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,24 @@ def test_lrelu_conv_transpose1d(emulated, stride, k, padding, out_pad, t):
     g = torch.randn_like(ref)
     close(emulated.lrelu_conv_transpose1d_backward(g, x, w, stride, padding, 0.1, out_pad),
           transpose.lrelu_conv_transpose1d_backward_ref(g, x, w, stride, padding, 0.1, out_pad), 1e-4)
+
+
+# The discriminators' layers: MSD's grouped strided k=41 convs, the MPD's (5, 1) conv (stride 3, padding 2),
+# conv_post (no activation), a stride larger than K (phases of x no tap reaches).
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("c_in,c_out,k,stride,padding,groups,slope,t", [
+    (32, 64, 41, 4, 20, 16, 0.1, 301), (8, 70, 5, 3, 2, 1, 0.1, 97), (12, 1, 3, 1, 1, 1, 1.0, 40),
+    (6, 4, 2, 3, 0, 2, 0.2, 23)])
+def test_conv1d_lrelu(emulated, dtype, tol, c_in, c_out, k, stride, padding, groups, slope, t):
+    x = sliced((2, c_in, t), dtype)
+    w, b = torch.randn(c_out, c_in // groups, k, dtype=dtype) / k, torch.randn(c_out, dtype=dtype)
+    args = (stride, padding, groups, slope)
+    y = disc.conv1d_lrelu_ref(x, w, b, *args)
+    close(emulated.conv1d_lrelu(x, w, b, *args), y, tol)
+    close(emulated.conv1d_lrelu(x, w, None, *args), disc.conv1d_lrelu_ref(x, w, None, *args), tol)
+    g = sliced(tuple(y.shape), dtype)
+    close(emulated.conv1d_lrelu_backward(g, y, x, w, *args), disc.conv1d_lrelu_backward_ref(g, y, x, w, *args),
+          10 * tol)
 
 
 @pytest.mark.parametrize("group,dilations", [(2, [1, 1, 3, 1, 5, 1]), (1, [1, 3])])

@@ -20,11 +20,11 @@
 
 namespace vocoder_ext::cpu {
 
-// Gathers output channels [co0, co0 + kConvMO) of p.w as dst[ci][k][m]; returns dst.
+// Gathers output channels [co0, co0 + kConvMO) of group `group`'s weights as dst[ci][k][m]; returns dst.
 template <class S>
-static inline const S* gather_block(const Conv1dParamsT<S>& p, int64_t co0, S* dst) {
+static inline const S* gather_block(const Conv1dParamsT<S>& p, int64_t co0, S* dst, int64_t group = 0) {
   for (int m = 0; m < kConvMO; ++m) {
-    const S* src = p.w + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
+    const S* src = p.w + group * p.w_group + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
     for (int64_t ci = 0; ci < p.c_in; ++ci)
       for (int64_t kk = 0; kk < p.k; ++kk) dst[(ci * p.k + kk) * kConvMO + m] = src[ci * p.w_ci + kk * p.w_k];
   }
@@ -43,6 +43,7 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
   const int64_t row = act_row_len(p.tile_len, kBlock, K, d);
   S* wscratch = act + p.c_in * row;  // one block's weights, when not pre-gathered
   const int64_t taps = p.c_in * K;
+  const int64_t groups = p.groups > 1 ? p.groups : 1, blocks_per_group = (p.c_out + MO - 1) / MO;
   std::vector<int64_t> tap_off(taps);  // staged-input offset of tap (ci, k)
   for (int64_t ci = 0; ci < p.c_in; ++ci)
     for (int64_t kk = 0; kk < K; ++kk) tap_off[ci * K + kk] = ci * row + kk * d;
@@ -71,7 +72,9 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
       // This block's taps as wb[ci][k][m] (one stream for the inner loop): pre-gathered for the
       // whole call, or gathered here from any layout. Rows past c_out repeat the last one; their
       // results are not stored.
-      const S* wb = p.w_packed ? p.w_packed + (co0 / MO) * taps * MO : gather_block(p, co0, wscratch);
+      const int64_t group = b % groups;
+      const S* wb = p.w_packed ? p.w_packed + (group * blocks_per_group + co0 / MO) * taps * MO
+                               : gather_block(p, co0, wscratch, group);
       for (int64_t n0 = 0; n0 < len; n0 += kBlock) {
         typename V::Reg acc[MO][NT];
 #pragma GCC unroll 8
@@ -107,7 +110,7 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
         // directly, the tile's tail and strided outputs (polyphase transposed conv) element-wise.
         for (int m = 0; m < MO && co0 + m < p.c_out; ++m) {
           const int64_t co = co0 + m;
-          const S bias = p.bias ? p.bias[co] : S(0);
+          const S bias = p.bias ? p.bias[group * p.c_out + co] : S(0);  // bias rows run over every group
           const int64_t off = (b * p.c_out + co) * p.y_row + p.y_off + t0 * p.y_step;
           const int64_t roff = p.res_row > 0 ? (b * p.c_out + co) * p.res_row + p.res_off + t0 * p.y_step : off;
           for (int n = 0; n < NT; ++n) {
@@ -117,6 +120,7 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
             if (len - t >= W && !p.tanh_out && p.y_step == 1) {
               if (p.gate) v = V::leaky_grad(v, V::loadu(p.gate + off + t), p.gate_slope);
               if (p.residual) v = V::add(v, V::loadu(p.residual + roff + t));
+              if (p.leaky_out) v = V::leaky_grad(v, v, p.out_slope);
               V::storeu(p.y + off + t, v);
             } else {
               alignas(64) S tmp[W];
@@ -128,6 +132,7 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
                 if (p.tanh_out) r = vx_tanh(r);
                 if (p.gate) r = leaky_relu_grad(r, p.gate[at], p.gate_slope);
                 if (p.residual) r += p.residual[roff + (t + i) * p.y_step];
+                if (p.leaky_out) r = leaky_relu(r, p.out_slope);
                 p.y[at] = r;
               }
             }

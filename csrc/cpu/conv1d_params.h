@@ -13,7 +13,9 @@ struct Conv1dParamsT {
   const S* x;             // [B, c_in, t_in], rows x_row apart
   const S* w;             // tap u of (co, ci) at w[co * w_co + ci * w_ci + u * w_k]: any layout,
   int64_t w_co, w_ci, w_k;  // so transposed / flipped / phase-sliced weights need no copy
-  const S* w_packed;      // optional: w already gathered as [ceil(c_out / kConvMO)][c_in][k][kConvMO]
+  const S* w_packed;      // optional: w already gathered as [groups][ceil(c_out / kConvMO)][c_in][k][kConvMO]
+  int64_t groups;         // 0 or 1: one weight set. g > 1: batch item b uses group b % g's weights, at
+  int64_t w_group;        // w + (b % g) * w_group and bias + (b % g) * c_out: a grouped conv as [B * g, C / g, T]
   const S* bias;          // [c_out] or nullptr
   const S* residual;      // laid out like y (or by res_row/res_off), or nullptr: added last
   const S* gate;          // laid out like y, or nullptr: output *= (gate > 0 ? 1 : gate_slope)
@@ -30,6 +32,8 @@ struct Conv1dParamsT {
   S slope;                // leaky-ReLU slope applied to x as it is staged (1 = identity)
   S gate_slope;
   bool tanh_out;          // tanh after bias (before gate and residual)
+  bool leaky_out;         // leaky-ReLU(out_slope) last, after the residual (the discriminators' convs)
+  S out_slope;
 };
 using Conv1dParams = Conv1dParamsT<float>;
 

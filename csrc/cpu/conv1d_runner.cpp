@@ -42,10 +42,12 @@ void run(Conv1dParamsT<S>& p) {
   const int64_t tasks = p.batch * ((p.t_out + p.tile_len - 1) / p.tile_len);
   const int64_t row = act_row_len(p.tile_len, block, p.k, p.dilation);
   // Gather the weights once for all tasks (short tiles would otherwise repeat it per task).
+  const int64_t groups = p.groups > 1 ? p.groups : 1;
   const int64_t blocks = (p.c_out + kConvMO - 1) / kConvMO, per_block = p.c_in * p.k * kConvMO;
-  std::vector<S> packed(static_cast<size_t>(blocks * per_block));
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t cb = begin; cb < end; ++cb) gather_block(p, cb * kConvMO, packed.data() + cb * per_block);
+  std::vector<S> packed(static_cast<size_t>(groups * blocks * per_block));
+  at::parallel_for(0, groups * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      gather_block(p, (i % blocks) * kConvMO, packed.data() + i * per_block, i / blocks);
   });
   p.w_packed = packed.data();
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {

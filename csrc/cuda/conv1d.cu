@@ -108,6 +108,7 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 8 ? 1 : 2) conv1d_kerne
                      p.residual_off + t);
       v *= A(p.scale);
       if (p.accum.ptr) v += load<A>(static_cast<const T*>(p.accum.ptr) + b * p.accum.batch + co * p.accum.row + t);
+      if (p.leaky_out) v = leaky_relu(v, A(p.out_slope));
       store(out, v);
     }
   }

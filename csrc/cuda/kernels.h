@@ -28,7 +28,7 @@ enum class Prologue : int {
 
 // y[b, co, y_off + t * y_step] = epilogue(sum_{ci, k} w[ci * K + k][co] * act(x[b, ci, t * x_step + k * dilation - pad]))
 // with act = prologue(x), zero outside [0, t_in). The epilogue, in order: + bias[co], tanh, leaky'(gate) *,
-// + residual, then accum + scale * v. With tanh_grad_of set, the output is tanh_grad_of * tanh'(.) instead
+// + residual, then accum + scale * v, then leaky_relu(., out_slope) if leaky_out. With tanh_grad_of set, the output is tanh_grad_of * tanh'(.) instead
 // (the tanh epilogue's backward, recomputing the forward). With gate_grad set (WaveGlow's backward), v is dL/dacts and the
 // output has 2 c_out rows: y[co] = dL/da_t, y[c_out + co] = dL/da_s, from the pre-activation gate_grad.
 struct ConvParams {
@@ -48,6 +48,8 @@ struct ConvParams {
   int64_t residual_off = 0;
   Operand accum;
   double scale = 1.0;
+  bool leaky_out = false;
+  double out_slope = 1.0;
   void* y = nullptr;
   int64_t y_batch = 0, y_row = 0, y_off = 0, y_step = 1;
   int64_t batch = 0, c_in = 0, c_out = 0, k = 1, dilation = 1, pad = 0, t_out = 0;

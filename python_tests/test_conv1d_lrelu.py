@@ -1,0 +1,89 @@
+"""conv1d_lrelu (the discriminators' strided, grouped convs with a leaky-ReLU epilogue): the C++ CPU kernel
+against an independent float64 definition and the eager reference, forward and every gradient; strides 1..4,
+groups 1/4/16, K 2..41, odd lengths, non-contiguous inputs, no bias, slope 1 (no activation); gradcheck,
+opcheck; bad input."""
+import pytest
+import torch
+from torch.library import opcheck
+
+from vocoder_ext import ops
+from vocoder_ext.runtime import extension
+
+needs_ext = pytest.mark.skipif(not extension.loaded, reason="vocoder_ext._C not built")
+
+
+def independent(x, w, b, stride, padding, groups, slope):
+    """Each output step as the sum over its window, in float64, from the definition."""
+    x, w = x.double(), w.double()
+    batch, c_in, t = x.shape
+    c_out, cg, k = w.shape
+    og = c_out // groups
+    xp = torch.nn.functional.pad(x, (padding, padding))
+    t_out = (t + 2 * padding - k) // stride + 1
+    y = torch.zeros(batch, c_out, t_out, dtype=torch.float64)
+    for j in range(t_out):
+        window = xp[:, :, j * stride:j * stride + k]  # [B, C_in, K]
+        for gi in range(groups):
+            y[:, gi * og:(gi + 1) * og, j] = torch.einsum("bck,ock->bo", window[:, gi * cg:(gi + 1) * cg],
+                                                          w[gi * og:(gi + 1) * og])
+    if b is not None:
+        y = y + b.double()[None, :, None]
+    return torch.where(y > 0, y, y * slope)
+
+
+CASES = [  # (C_in, C_out, K, stride, padding, groups, slope, T): the MSD's layers, the MPD's, odd ones
+    (1, 16, 15, 1, 7, 1, 0.1, 97), (16, 16, 41, 2, 20, 4, 0.1, 131), (32, 48, 41, 4, 20, 16, 0.1, 203),
+    (48, 32, 41, 1, 20, 16, 0.1, 77), (32, 1, 3, 1, 1, 1, 1.0, 50), (1, 8, 5, 3, 2, 1, 0.1, 34),
+    (8, 24, 5, 3, 2, 1, 0.1, 12), (6, 9, 2, 3, 0, 3, 0.2, 23), (5, 7, 3, 4, 4, 1, 0.1, 1), (4, 8, 7, 2, 3, 4, 1.0, 29),
+]
+
+
+@needs_ext
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_and_gradients_match(case, bias):
+    c_in, c_out, k, stride, padding, groups, slope, t = case
+    x = torch.randn(3, c_in, 2 * t + 1)[:, :, 1::2].requires_grad_()  # non-contiguous
+    w = (torch.randn(c_out, c_in // groups, k) / (c_in // groups * k) ** 0.5).requires_grad_()
+    b = torch.randn(c_out).requires_grad_() if bias else None
+    y = ops.conv1d_lrelu(x, w, b, stride, padding, groups, slope)
+    want = independent(x, w, b, stride, padding, groups, slope)
+    assert y.shape == want.shape
+    torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
+    inputs = [v for v in (x, w, b) if v is not None]
+    g = torch.randn(y.shape[0], y.shape[1], 2 * y.shape[2])[:, :, ::2]
+    got = torch.autograd.grad(y, inputs, g)
+    x64, w64 = (v.detach().double().requires_grad_() for v in (x, w))
+    b64 = b.detach().double().requires_grad_() if bias else None
+    ref = ops.conv1d_lrelu_ref(x64, w64, b64, stride, padding, groups, slope)
+    want_grads = torch.autograd.grad(ref, [v for v in (x64, w64, b64) if v is not None], g.double())
+    for name, a, e in zip(("x", "weight", "bias"), got, want_grads):
+        torch.testing.assert_close(a.double(), e, rtol=1e-5, atol=1e-5 * max(1.0, e.abs().max().item()), msg=name)
+
+
+@needs_ext
+def test_gradcheck_and_opcheck():
+    x = torch.randn(2, 8, 19, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, 2, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    for stride, slope in ((3, 0.1), (1, 1.0)):
+        assert torch.autograd.gradcheck(
+            lambda x, w, b: torch.ops.vocoder_ext.conv1d_lrelu(x, w, b, stride, 2, 4, slope), (x, w, b))
+    opcheck(torch.ops.vocoder_ext.conv1d_lrelu.default, (x.detach().float(), w.detach().float(), b.detach().float(),
+                                                         2, 2, 4, 0.1))
+
+
+@pytest.mark.parametrize("args,exc,msg", [
+    ((torch.randn(1, 8, 20), torch.randn(6, 3, 5)), ValueError, r"expected shape \(C_out, 2, K\) with C_out a multiple "
+                                                                 r"of groups=4"),
+    ((torch.randn(1, 8, 20), torch.randn(6, 8, 5), None, 0), ValueError, "stride: expected an int >= 1, got 0"),
+    ((torch.randn(1, 8, 3), torch.randn(6, 8, 9), None, 1, 2, 1), ValueError, r"length 3 with padding 2 is shorter "
+                                                                                r"than the kernel \(K=9\)"),
+    ((torch.randn(1, 8, 20), torch.randn(6, 8, 5), None, 1, 2, 1, -0.1), ValueError, "slope > 0"),
+    ((torch.randn(1, 8, 20), torch.randn(6, 8, 5, dtype=torch.float64)), TypeError, "expected dtype torch.float32"),
+])
+def test_bad_input(args, exc, msg):
+    if len(args) == 2:
+        args = args + (None, 1, 2, 4 if args[1].shape[1] == 3 else 1)
+    with pytest.raises(exc, match=msg):
+        ops.conv1d_lrelu(*args)
