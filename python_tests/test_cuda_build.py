@@ -32,7 +32,7 @@ needs_cuda_build = pytest.mark.skipif(
 
 
 def test_schemas_are_found():
-    assert len(SCHEMAS) == 11 and "wn_layer_backward" in SCHEMAS
+    assert len(SCHEMAS) == 13 and "wn_layer_backward" in SCHEMAS and "conv1d_lrelu_backward" in SCHEMAS
 
 
 @needs_cuda_build

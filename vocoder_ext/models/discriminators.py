@@ -18,6 +18,12 @@ All discriminators take waveforms shaped ``[B, 1, T]`` (any ``T >= 1``; MPD need
 for reflect padding) and return ``(logits, feature_maps)`` per sub-discriminator, where
 ``logits`` is ``[B, N]`` and ``feature_maps`` is the list of every layer's output (after the
 leaky ReLU; the last entry is ``conv_post``'s output before flattening).
+
+``fused=True`` runs every layer through ``vocoder_ext.ops.conv1d_lrelu`` (conv + bias + leaky-ReLU in one
+op, with its own backward); the MPD's ``(k, 1)`` conv2ds run as conv1ds over ``[B * p, C, T / p]`` (each
+of the p columns a batch item), its feature maps returned as ``[B, C, T / p, p]`` views of that layout.
+Same outputs, feature maps and gradients as the eager path. ``concat_fwd=True`` (NVIDIA's flag) runs real
+and generated audio through each sub-discriminator in one batch.
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .. import ops
 
 __all__ = [
     "LRELU_SLOPE",
@@ -70,6 +78,35 @@ def _conv_stack(convs, conv_post, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
     fmap.append(x)
     return torch.flatten(x, 1, -1), fmap
 
+
+def _normalized_weight(conv: nn.Module) -> Tensor:
+    """The weight `conv(x)` would use: its weight/spectral-norm pre-hooks run as a forward would run them
+    (spectral norm's power iteration included, in training mode), then `conv.weight`."""
+    for hook in conv._forward_pre_hooks.values():
+        hook(conv, ())
+    return conv.weight
+
+
+def _fused_conv_stack(convs, conv_post, x: Tensor, as_fmap) -> Tuple[Tensor, List[Tensor]]:
+    """_conv_stack on ops.conv1d_lrelu over x [N, C, T]; `as_fmap` maps a layer's output to its eager shape."""
+    fmap = []
+    for conv, slope in [(c, LRELU_SLOPE) for c in convs] + [(conv_post, 1.0)]:
+        w = _normalized_weight(conv)
+        if w.dim() == 4:  # the MPD's (k, 1) kernels
+            w = w.squeeze(3)
+        x = ops.conv1d_lrelu(x, w, conv.bias, conv.stride[0], conv.padding[0], conv.groups, slope)
+        fmap.append(as_fmap(x))
+    return torch.flatten(fmap[-1], 1, -1), fmap
+
+
+def _both(d: nn.Module, y: Tensor, y_hat: Tensor, concat: bool):
+    """(d(y), d(y_hat)), as one batch when `concat`: the halves of every output are views."""
+    if not concat:
+        return d(y), d(y_hat)
+    logits, fmap = d(torch.cat([y, y_hat]))
+    n = y.shape[0]
+    return (logits[:n], [f[:n] for f in fmap]), (logits[n:], [f[n:] for f in fmap])
+
 class DiscriminatorP(nn.Module):
     """One period sub-discriminator of the MPD.
 
@@ -88,9 +125,9 @@ class DiscriminatorP(nn.Module):
     """
 
     def __init__(self, period: int, kernel_size: int = 5, stride: int = 3,
-                 use_spectral_norm: bool = False):
+                 use_spectral_norm: bool = False, fused: bool = False):
         super().__init__()
-        self.period = period
+        self.period, self.fused = period, fused
         norm_f = spectral_norm if use_spectral_norm else weight_norm
         pad = (2, 0)  # original: get_padding(5, 1), independent of kernel_size
         chans = [1, 32, 128, 512, 1024]
@@ -106,8 +143,13 @@ class DiscriminatorP(nn.Module):
             n_pad = self.period - t % self.period
             x = F.pad(x, (0, n_pad), mode="reflect")
             t = t + n_pad
-        x = x.view(b, c, t // self.period, self.period)
-        return _conv_stack(self.convs, self.conv_post, x)
+        h, p = t // self.period, self.period
+        if not self.fused:
+            return _conv_stack(self.convs, self.conv_post, x.view(b, c, h, p))
+        # Column j of the fold is batch item b * p + j; each output is shown as the eager [B, C, H', p].
+        columns = x.view(b, c, h, p).permute(0, 3, 1, 2).reshape(b * p, c, h)
+        return _fused_conv_stack(self.convs, self.conv_post, columns,
+                                 lambda y: y.view(b, p, y.shape[1], y.shape[2]).permute(0, 2, 3, 1))
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -118,16 +160,25 @@ class MultiPeriodDiscriminator(nn.Module):
     of feature maps.
     """
 
-    def __init__(self, periods: Sequence[int] = (2, 3, 5, 7, 11)):
+    def __init__(self, periods: Sequence[int] = (2, 3, 5, 7, 11), fused: bool = False, concat_fwd: bool = False):
         super().__init__()
         self.periods = tuple(periods)
-        self.discriminators = nn.ModuleList(DiscriminatorP(p) for p in self.periods)
+        self.concat_fwd = concat_fwd
+        self.discriminators = nn.ModuleList(DiscriminatorP(p, fused=fused) for p in self.periods)
+
+    @property
+    def fused(self) -> bool:
+        return self.discriminators[0].fused
+
+    @fused.setter
+    def fused(self, value: bool):
+        for d in self.discriminators:
+            d.fused = value
 
     def forward(self, y: Tensor, y_hat: Tensor) -> DiscriminatorOutputs:
         y_d_rs, y_d_gs, fmap_rs, fmap_gs = [], [], [], []
         for d in self.discriminators:
-            y_d_r, fmap_r = d(y)
-            y_d_g, fmap_g = d(y_hat)
+            (y_d_r, fmap_r), (y_d_g, fmap_g) = _both(d, y, y_hat, self.concat_fwd)
             y_d_rs.append(y_d_r)
             fmap_rs.append(fmap_r)
             y_d_gs.append(y_d_g)
@@ -152,8 +203,9 @@ class DiscriminatorS(nn.Module):
         (1024, 1024, 5, 1, 1, 2),
     )
 
-    def __init__(self, use_spectral_norm: bool = False):
+    def __init__(self, use_spectral_norm: bool = False, fused: bool = False):
         super().__init__()
+        self.fused = fused
         norm_f = spectral_norm if use_spectral_norm else weight_norm
         self.convs = nn.ModuleList(
             norm_f(nn.Conv1d(cin, cout, k, s, groups=g, padding=p))
@@ -161,6 +213,8 @@ class DiscriminatorS(nn.Module):
         self.conv_post = norm_f(nn.Conv1d(1024, 1, 3, 1, padding=1))
 
     def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        if self.fused:
+            return _fused_conv_stack(self.convs, self.conv_post, x, lambda y: y)
         return _conv_stack(self.convs, self.conv_post, x)
 
 
@@ -179,17 +233,20 @@ class MultiScaleDiscriminator(nn.Module):
     :class:`MultiPeriodDiscriminator`, one entry per scale.
     """
 
-    def __init__(self, meanpool_padding: int = 2):
+    def __init__(self, meanpool_padding: int = 2, fused: bool = False, concat_fwd: bool = False):
         super().__init__()
+        self.concat_fwd = concat_fwd
         self.discriminators = nn.ModuleList([
-            DiscriminatorS(use_spectral_norm=True),
-            DiscriminatorS(),
-            DiscriminatorS(),
+            DiscriminatorS(use_spectral_norm=True, fused=fused),
+            DiscriminatorS(fused=fused),
+            DiscriminatorS(fused=fused),
         ])
         self.meanpools = nn.ModuleList([
             nn.AvgPool1d(4, 2, padding=meanpool_padding),
             nn.AvgPool1d(4, 2, padding=meanpool_padding),
         ])
+
+    fused = MultiPeriodDiscriminator.fused
 
     def forward(self, y: Tensor, y_hat: Tensor) -> DiscriminatorOutputs:
         y_d_rs, y_d_gs, fmap_rs, fmap_gs = [], [], [], []
@@ -197,8 +254,7 @@ class MultiScaleDiscriminator(nn.Module):
             if i != 0:
                 y = self.meanpools[i - 1](y)
                 y_hat = self.meanpools[i - 1](y_hat)
-            y_d_r, fmap_r = d(y)
-            y_d_g, fmap_g = d(y_hat)
+            (y_d_r, fmap_r), (y_d_g, fmap_g) = _both(d, y, y_hat, self.concat_fwd)
             y_d_rs.append(y_d_r)
             fmap_rs.append(fmap_r)
             y_d_gs.append(y_d_g)
