@@ -13,9 +13,7 @@ import itertools
 import math
 import os
 import sys
-import time
 
-import soundfile
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -24,24 +22,20 @@ from vocoder_ext.audio import mel_spectrogram
 from vocoder_ext.checkpoint import CheckpointError, read_generator_checkpoint, safe_load
 from vocoder_ext.models.config import AUDIO_DEFAULTS, ConfigError, resolve_config
 from vocoder_ext.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-from vocoder_ext.filelist import read_filelist
 from vocoder_ext.models import HiFiGAN
 from vocoder_ext.losses import MEL_LOSS_WEIGHT, discriminator_loss, feature_loss, generator_loss
 
-from . import checkpoints
-from .data import AudioMelDataset, DataError
+from . import checkpoints, cli
+from .cli import UsageError
+from .data import AudioMelDataset, wav_list
 from .distributed import Context
-from .monitor import LOG_FILE, TENSORBOARD_DIR, Monitor
-from .sampler import EpochSampler
-
-
-class UsageError(Exception):
-    """A bad flag or input named in the message; reported without a traceback."""
+from .loop import Every, run_steps, training_data
+from .monitor import Monitor
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m train.hifigan", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=cli.HelpFormatter)
     p.add_argument("-o", "--output", required=True, help="folder for checkpoints, logs and TensorBoard")
     p.add_argument("-d", "--dataset_path", default="data", help="root that the filelists' wav paths are relative to")
     p.add_argument("--training_files", nargs="+", default=[os.path.join("data", "filelists", "train.txt")],
@@ -78,15 +72,9 @@ def build_parser():
 
 
 def check_args(args):
-    for flag in ("batch_size", "grad_accumulation", "epochs", "segment_size", "checkpoint_interval",
-                 "validation_interval", "keep_last", "log_interval"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise UsageError(f"--max_steps must be at least 1, got {args.max_steps}")
-    for flag in ("num_workers", "mel_frame_offset", "validation_samples"):
-        if getattr(args, flag) < 0:
-            raise UsageError(f"--{flag} must be at least 0, got {getattr(args, flag)}")
+    cli.check_at_least(args, 1, "batch_size", "grad_accumulation", "epochs", "segment_size", "checkpoint_interval",
+                       "validation_interval", "keep_last", "log_interval", "max_steps")
+    cli.check_at_least(args, 0, "num_workers", "mel_frame_offset", "validation_samples")
     if args.fine_tuning != (args.input_mels_dir is not None):
         raise UsageError("--fine_tuning and --input_mels_dir go together (fine-tuning reads its input mels "
                          "from that folder)")
@@ -94,36 +82,6 @@ def check_args(args):
         raise UsageError(f"--input_mels_dir {args.input_mels_dir} is not a folder")
     if not os.path.isdir(args.dataset_path):
         raise UsageError(f"--dataset_path {args.dataset_path}: no such folder")
-
-
-def check_output(folder, resume):
-    """Refuse to write over an earlier run unless --resume says to continue it."""
-    if resume or not os.path.isdir(folder):
-        return
-    found = [name for name in sorted(os.listdir(folder))
-             if name in (LOG_FILE, TENSORBOARD_DIR) or checkpoints.STEP_FILE.fullmatch(name)]
-    if found:
-        raise UsageError(f"--output {folder} already holds a training run ({', '.join(found[:4])}); pass --resume "
-                         f"to continue it, or choose another folder")
-
-
-def wav_list(filelists, root, sampling_rate, flag):
-    """Every wav of the filelists, each checked readable, mono and at the config's rate (headers only)."""
-    paths = []
-    for filelist in filelists:
-        try:
-            paths += read_filelist(filelist, root)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"{flag}: {e}") from e
-    for path in paths:
-        try:
-            info = soundfile.info(path)
-        except Exception as e:
-            raise UsageError(f"{flag}: cannot read audio file {path}: {e}") from e
-        if info.samplerate != sampling_rate or info.channels != 1:
-            raise UsageError(f"{flag}: {path} is {info.samplerate} Hz with {info.channels} channel(s); the config "
-                             f"expects mono {sampling_rate} Hz audio")
-    return paths
 
 
 def resolve_run_config(args, resumed):
@@ -136,7 +94,7 @@ def resolve_run_config(args, resumed):
         raise UsageError(f"--config: upsample_rates {h['upsample_rates']} multiply to {math.prod(h['upsample_rates'])}, "
                          f"not the hop size {h['hop_size']}: generated and real segments would differ in length")
     if resumed:
-        checkpoints.check_compatible(resumed[0]["config"], h, args.output)
+        checkpoints.check_compatible(resumed[0]["config"], h, args.output, checkpoints.hifigan_keys(h))
     return h
 
 
@@ -216,6 +174,13 @@ class Trainer:
             state[name] = getattr(self, name).state_dict()
         checkpoints.save(self.args.output, state, self.generator.state_dict(), self.generator.config,
                          self.args.keep_last)
+
+    def end_epoch(self):
+        self.sched_g.step()
+        self.sched_d.step()
+
+    def learning_rate(self):
+        return self.optim_g.param_groups[0]["lr"]
 
     # ---- one optimizer step ------------------------------------------------------------------
     def autocast(self):
@@ -319,7 +284,7 @@ def run(args):
 
 
 def _run(args, ctx):
-    check_output(args.output, args.resume)
+    checkpoints.check_output(args.output, args.resume)
     ctx.barrier()  # every rank has looked before rank 0 writes anything
     resumed = None
     if args.resume:
@@ -339,17 +304,7 @@ def _run(args, ctx):
         val_set.check_input_mels()
     except ValueError as e:
         raise UsageError(str(e)) from e
-    sampler = EpochSampler(len(train_set), ctx.rank, ctx.world_size, seed=args.seed)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=args.num_workers, pin_memory=ctx.device.type == "cuda")
-    steps_per_epoch = len(sampler) // args.batch_size // args.grad_accumulation
-    if steps_per_epoch == 0:
-        raise UsageError(f"--batch_size {args.batch_size} x --grad_accumulation {args.grad_accumulation} segments per "
-                         f"rank exceed the {len(sampler)} training utterances each of the {ctx.world_size} rank(s) "
-                         f"gets; lower them")
-    total_steps = args.epochs * steps_per_epoch
-    if args.max_steps is not None:
-        total_steps = min(total_steps, args.max_steps)
+    data = training_data(train_set, ctx, args)
 
     trainer = Trainer(args, ctx, h)
     trainer.load_pretrained(args.checkpoint_path_gen, args.checkpoint_path_discrim)
@@ -357,66 +312,29 @@ def _run(args, ctx):
         trainer.load(*resumed)
     if ctx.main:
         os.makedirs(args.output, exist_ok=True)
-    monitor = Monitor(args.output, total_steps, trainer.steps, enabled=ctx.main)
+    monitor = Monitor(args.output, data.total_steps, trainer.steps, enabled=ctx.main,
+                      bar_fields={"g": "loss_gen_all", "d": "loss_disc_all", "mel": "mel_l1"})
     if args.resume:
         monitor.write(f"resuming from step {trainer.steps} (epoch {trainer.epoch})" if resumed
                       else f"--resume: no checkpoint in {args.output} yet, starting from scratch")
     monitor.event("start", step=trainer.steps, world_size=ctx.world_size, device=str(ctx.device),
-                  fused=args.fused, amp=args.amp, config=h, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
-    segments_per_step = args.batch_size * args.grad_accumulation * ctx.world_size
-    saved_at = trainer.steps
+                  fused=args.fused, amp=args.amp, config=h, steps_per_epoch=data.steps_per_epoch,
+                  total_steps=data.total_steps)
+
+    def validate():
+        mel_l1, samples = trainer.validate(val_set, args.validation_samples)
+        monitor.validation(trainer.steps, trainer.epoch, {"mel_l1": mel_l1}, samples, h["sampling_rate"])
+
     if ctx.main and trainer.steps == 0:  # the untrained baseline, for the curves and for comparison
-        monitor.validation(0, trainer.epoch, *trainer.validate(val_set, args.validation_samples), h["sampling_rate"])
-    try:
-        while trainer.steps < total_steps:
-            sampler.set_epoch(trainer.epoch, skip=trainer.batches_in_epoch * args.batch_size)
-            train_set.set_epoch(trainer.epoch)
-            batches = iter(loader)
-            while trainer.steps < total_steps:
-                t0 = time.perf_counter()
-                micro = [[t.to(ctx.device, non_blocking=True) for t in next(batches)[:3]]
-                         for _ in range(args.grad_accumulation)]
-                logs = trainer.step(micro)
-                trainer.steps += 1
-                trainer.batches_in_epoch += args.grad_accumulation
-                epoch_done = trainer.batches_in_epoch // args.grad_accumulation >= steps_per_epoch
-                if epoch_done:
-                    trainer.sched_g.step()
-                    trainer.sched_d.step()
-                    trainer.epoch, trainer.batches_in_epoch = trainer.epoch + 1, 0
-                if trainer.steps % args.log_interval == 0 or trainer.steps == total_steps:
-                    if ctx.device.type == "cuda":
-                        torch.cuda.synchronize(ctx.device)
-                    seconds = time.perf_counter() - t0
-                    scalars = ctx.mean({k: float(v) for k, v in logs.items()})
-                    scalars.update(lr=trainer.optim_g.param_groups[0]["lr"], step_seconds=seconds,
-                                   segments_per_s=segments_per_step / seconds,
-                                   audio_samples_per_s=segments_per_step * args.segment_size / seconds)
-                    monitor.train_step(trainer.steps, trainer.epoch, scalars)
-                if ctx.main and (trainer.steps % args.validation_interval == 0 or trainer.steps == total_steps):
-                    mel_l1, samples = trainer.validate(val_set, args.validation_samples)
-                    monitor.validation(trainer.steps, trainer.epoch, mel_l1, samples, h["sampling_rate"])
-                if ctx.main and (trainer.steps % args.checkpoint_interval == 0 or trainer.steps == total_steps):
-                    trainer.save()
-                    saved_at = trainer.steps
-                    monitor.event("checkpoint", step=trainer.steps, epoch=trainer.epoch)
-                if epoch_done:
-                    break
-    finally:
-        monitor.event("stop", step=trainer.steps, saved_step=saved_at)
-        monitor.close()
-    ctx.barrier()
+        validate()
+    run_steps(trainer, data, ctx, monitor, args, args.segment_size,
+              validate_when=Every(steps=args.validation_interval), validate=validate,
+              save_when=Every(steps=args.checkpoint_interval), save=trainer.save)
     return trainer
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except (UsageError, DataError, CheckpointError) as e:
-        print(f"python -m train.hifigan: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main("python -m train.hifigan", build_parser(), run, argv)
 
 
 if __name__ == "__main__":

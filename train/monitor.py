@@ -13,8 +13,10 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 class Monitor:
-    def __init__(self, output, total_steps, first_step, enabled=True):
-        self.enabled = enabled
+    """`bar_fields`: {short name: scalar name} of the train scalars shown on the progress bar."""
+
+    def __init__(self, output, total_steps, first_step, enabled=True, bar_fields=None):
+        self.enabled, self.bar_fields = enabled, dict(bar_fields or {})
         if not enabled:
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -36,19 +38,23 @@ class Monitor:
             self.tb.add_scalar(f"train/{name}", value, step)
         self.event("train", step=step, epoch=epoch, **scalars)
         self.bar.update(step - self.bar.n)
-        self.bar.set_postfix(g=f"{scalars['loss_gen_all']:.2f}", d=f"{scalars['loss_disc_all']:.2f}",
-                             mel=f"{scalars['mel_l1']:.3f}", refresh=False)
+        self.bar.set_postfix({short: f"{scalars[name]:.3g}" for short, name in self.bar_fields.items()},
+                             refresh=False)
 
-    def validation(self, step, epoch, mel_l1, samples, sampling_rate):
-        """samples: [(name, generated audio [T], its mel [num_mels, F])] of a few utterances."""
+    def validation(self, step, epoch, metrics, samples=(), sampling_rate=None):
+        """metrics: {name: float}; samples: [(name, audio [T], its mel [num_mels, F] or None)] of a few
+        utterances, logged as audio (and mel images)."""
         if not self.enabled:
             return
-        self.tb.add_scalar("validation/mel_l1", mel_l1, step)
+        for name, value in metrics.items():
+            self.tb.add_scalar(f"validation/{name}", value, step)
         for name, audio, mel in samples:
-            self.tb.add_audio(f"generated/{name}", audio.clamp(-1, 1).cpu(), step, sample_rate=sampling_rate)
-            self.tb.add_image(f"mel/{name}", mel_image(mel), step, dataformats="HW")
-        self.event("validation", step=step, epoch=epoch, mel_l1=mel_l1)
-        self.bar.write(f"step {step}: validation mel L1 {mel_l1:.4f}")
+            self.tb.add_audio(f"generated/{name}", audio.float().clamp(-1, 1).cpu(), step, sample_rate=sampling_rate)
+            if mel is not None:
+                self.tb.add_image(f"mel/{name}", mel_image(mel), step, dataformats="HW")
+        self.event("validation", step=step, epoch=epoch, **metrics,
+                   **({"samples": [name for name, _, _ in samples]} if samples else {}))
+        self.bar.write(f"step {step}: validation " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
     def write(self, message):
         if self.enabled:
