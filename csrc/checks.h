@@ -71,7 +71,8 @@ inline int64_t conv_out_len(int64_t t_in, int64_t k, int64_t stride, int64_t pad
 
 inline void check_conv1d_lrelu(c10::DeviceType device, const at::Tensor& x, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, int64_t stride, int64_t padding, int64_t groups) {
-  TORCH_CHECK(x.dim() == 3, "conv1d_lrelu: x must be [B, C_in, T], got shape ", x.sizes());
+  TORCH_CHECK(x.dim() == 3 || x.dim() == 4, "conv1d_lrelu: x must be [B, C_in, T] or [B, C_in, T, W], got shape ",
+              x.sizes());
   TORCH_CHECK(stride >= 1 && padding >= 0 && groups >= 1, "conv1d_lrelu: need stride >= 1, padding >= 0 and groups >= 1, got ",
               stride, ", ", padding, " and ", groups);
   TORCH_CHECK(x.size(1) % groups == 0 && weight.dim() == 3 && weight.size(0) % groups == 0 &&

@@ -34,7 +34,8 @@ inline void define_schemas(torch::Library& m) {
       "int padding, float slope, int output_padding=0) -> (Tensor, Tensor, Tensor)");
 
   // The discriminators' layers: y = leaky_relu(conv1d(x, weight, bias, stride, padding, groups), slope),
-  // slope 1 = no activation (conv_post). The backward takes the output: leaky' is read from its sign.
+  // slope 1 = no activation (conv_post). x [B, C, T], or [B, C, T, W]: W columns convolved along T each (the
+  // MPD's (K, 1) conv2d). The backward takes the output: leaky' is read from its sign.
   m.def(
       "conv1d_lrelu(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int groups, float slope) "
       "-> Tensor");

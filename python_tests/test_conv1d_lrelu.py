@@ -35,6 +35,7 @@ CASES = [  # (C_in, C_out, K, stride, padding, groups, slope, T): the MSD's laye
     (1, 16, 15, 1, 7, 1, 0.1, 97), (16, 16, 41, 2, 20, 4, 0.1, 131), (32, 48, 41, 4, 20, 16, 0.1, 203),
     (48, 32, 41, 1, 20, 16, 0.1, 77), (32, 1, 3, 1, 1, 1, 1.0, 50), (1, 8, 5, 3, 2, 1, 0.1, 34),
     (8, 24, 5, 3, 2, 1, 0.1, 12), (6, 9, 2, 3, 0, 3, 0.2, 23), (5, 7, 3, 4, 4, 1, 0.1, 1), (4, 8, 7, 2, 3, 4, 1.0, 29),
+    (16, 256, 5, 1, 2, 1, 0.1, 45),  # dense and wide: ATen's forward, our backward
 ]
 
 
@@ -87,3 +88,27 @@ def test_bad_input(args, exc, msg):
         args = args + (None, 1, 2, 4 if args[1].shape[1] == 3 else 1)
     with pytest.raises(exc, match=msg):
         ops.conv1d_lrelu(*args)
+
+
+@needs_ext
+@pytest.mark.parametrize("c_in,c_out,k,stride,padding,slope,t,cols", [
+    (1, 8, 5, 3, 2, 0.1, 40, 3), (8, 16, 5, 3, 2, 0.1, 14, 11), (16, 12, 5, 1, 2, 0.1, 5, 7), (12, 1, 3, 1, 1, 1.0, 9, 2),
+    (6, 6, 5, 3, 2, 0.1, 1, 5), (8, 256, 5, 3, 2, 0.1, 101, 3)])
+def test_columns_are_the_mpds_conv2d(c_in, c_out, k, stride, padding, slope, t, cols):
+    """x [B, C, T, W]: each column convolved along T, as the MPD's (K, 1) conv2d; forward and every gradient."""
+    x = torch.randn(2, c_in, t, 2 * cols)[..., ::2].requires_grad_()  # non-contiguous columns
+    w = (torch.randn(c_out, c_in, k) / (c_in * k) ** 0.5).requires_grad_()
+    b = torch.randn(c_out).requires_grad_()
+    y = ops.conv1d_lrelu(x, w, b, stride, padding, 1, slope)
+    want = torch.stack([independent(x[..., c], w, b, stride, padding, 1, slope) for c in range(cols)], 3)
+    assert y.shape == want.shape
+    torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y)
+    x64, w64, b64 = (v.detach().double().requires_grad_() for v in (x, w, b))
+    ref = ops.conv1d_lrelu_ref(x64, w64, b64, stride, padding, 1, slope)
+    for name, a, e in zip(("x", "weight", "bias"), torch.autograd.grad(y, (x, w, b), g),
+                          torch.autograd.grad(ref, (x64, w64, b64), g.double())):
+        torch.testing.assert_close(a.double(), e, rtol=1e-5, atol=1e-5 * max(1.0, e.abs().max().item()), msg=name)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: torch.ops.vocoder_ext.conv1d_lrelu(x, w, b, stride, padding, 1, slope),
+        (x64[:1, :, :, :2], w64, b64))

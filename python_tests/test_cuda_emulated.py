@@ -88,6 +88,13 @@ def test_conv1d_lrelu(emulated, dtype, tol, c_in, c_out, k, stride, padding, gro
     g = sliced(tuple(y.shape), dtype)
     close(emulated.conv1d_lrelu_backward(g, y, x, w, *args), disc.conv1d_lrelu_backward_ref(g, y, x, w, *args),
           10 * tol)
+    if groups == 1:  # columns [B, C, T, W]: the MPD's (K, 1) conv2d
+        x4 = torch.randn(2, c_in, t // 3 + 1, 5, dtype=dtype)
+        y4 = disc.conv1d_lrelu_ref(x4, w, b, *args)
+        close(emulated.conv1d_lrelu(x4, w, b, *args), y4, tol)
+        g4 = torch.randn_like(y4)
+        close(emulated.conv1d_lrelu_backward(g4, y4, x4, w, *args), disc.conv1d_lrelu_backward_ref(g4, y4, x4, w, *args),
+              10 * tol)
 
 
 @pytest.mark.parametrize("group,dilations", [(2, [1, 1, 3, 1, 5, 1]), (1, [1, 3])])

@@ -23,11 +23,16 @@ namespace vocoder_ext::cpu {
 // Gathers output channels [co0, co0 + kConvMO) of group `group`'s weights as dst[ci][k][m]; returns dst.
 template <class S>
 static inline const S* gather_block(const Conv1dParamsT<S>& p, int64_t co0, S* dst, int64_t group = 0) {
-  for (int m = 0; m < kConvMO; ++m) {
-    const S* src = p.w + group * p.w_group + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
-    for (int64_t ci = 0; ci < p.c_in; ++ci)
-      for (int64_t kk = 0; kk < p.k; ++kk) dst[(ci * p.k + kk) * kConvMO + m] = src[ci * p.w_ci + kk * p.w_k];
-  }
+  // Written in order, read as kConvMO row streams: a big layer's weights (the discriminators' 1024 x 1024 x 5)
+  // pack in a few ms, not the ~10 ms a column-by-column gather takes.
+  const S* src[kConvMO];
+  for (int m = 0; m < kConvMO; ++m) src[m] = p.w + group * p.w_group + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
+  for (int64_t ci = 0; ci < p.c_in; ++ci)
+    for (int64_t kk = 0; kk < p.k; ++kk) {
+      const int64_t off = ci * p.w_ci + kk * p.w_k;
+      S* d = dst + (ci * p.k + kk) * kConvMO;
+      for (int m = 0; m < kConvMO; ++m) d[m] = src[m][off];
+    }
   return dst;
 }
 

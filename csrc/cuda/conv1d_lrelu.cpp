@@ -4,7 +4,8 @@
 // One launch per group (operands narrowed to the group's rows). Forward: the conv reads x every `stride`
 // steps (x_step), the epilogue adds the bias and applies the leaky-ReLU. Backward: g = grad_out * leaky'(out)
 // (from the output's sign); grad_x is the transposed conv of g, one launch per phase of x (polyphase.h);
-// grad_w the product of g with x read every `stride` steps.
+// grad_w the product of g with x read every `stride` steps. Columns ([B, C, T, W], the MPD) become batch
+// items [B * W, C, T] (one copy each way).
 #include <optional>
 #include <tuple>
 
@@ -15,9 +16,20 @@
 namespace vocoder_ext::cuda {
 namespace {
 
+// [B, C, T, W] -> [B * W, C, T], and back.
+at::Tensor columns_as_batch(const at::Tensor& t) {
+  return t.permute({0, 3, 1, 2}).reshape({t.size(0) * t.size(3), t.size(1), t.size(2)});
+}
+at::Tensor batch_as_columns(const at::Tensor& t, int64_t cols) {
+  return t.view({t.size(0) / cols, cols, t.size(1), t.size(2)}).permute({0, 2, 3, 1}).contiguous();
+}
+
 at::Tensor conv1d_lrelu_cuda(const at::Tensor& x_in, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                              int64_t stride, int64_t padding, int64_t groups, double slope) {
   checks::check_conv1d_lrelu(kDevice, x_in, weight, bias, stride, padding, groups);
+  if (x_in.dim() == 4)
+    return batch_as_columns(conv1d_lrelu_cuda(columns_as_batch(x_in), weight, bias, stride, padding, groups, slope),
+                            x_in.size(3));
   const DeviceGuard guard(x_in.device());
   const at::Tensor x = unit_time(x_in);
   const int64_t c_out = weight.size(0), cg = weight.size(1), k = weight.size(2), og = c_out / groups;
@@ -47,6 +59,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cuda(
     const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& x_in, const at::Tensor& weight, int64_t stride,
     int64_t padding, int64_t groups, double slope) {
   checks::check_conv1d_lrelu(kDevice, x_in, weight, std::nullopt, stride, padding, groups);
+  if (x_in.dim() == 4) {
+    auto [gx, gw, gb] = conv1d_lrelu_backward_cuda(columns_as_batch(grad_out), columns_as_batch(out),
+                                                   columns_as_batch(x_in), weight, stride, padding, groups, slope);
+    return {batch_as_columns(gx, x_in.size(3)), gw, gb};
+  }
   const int64_t batch = x_in.size(0), t_in = x_in.size(2);
   const int64_t c_out = weight.size(0), cg = weight.size(1), k = weight.size(2), og = c_out / groups;
   const int64_t t_out = checks::conv_out_len(t_in, k, stride, padding);

@@ -20,8 +20,8 @@ for reflect padding) and return ``(logits, feature_maps)`` per sub-discriminator
 leaky ReLU; the last entry is ``conv_post``'s output before flattening).
 
 ``fused=True`` runs every layer through ``vocoder_ext.ops.conv1d_lrelu`` (conv + bias + leaky-ReLU in one
-op, with its own backward); the MPD's ``(k, 1)`` conv2ds run as conv1ds over ``[B * p, C, T / p]`` (each
-of the p columns a batch item), its feature maps returned as ``[B, C, T / p, p]`` views of that layout.
+op, with its own backward); the MPD's ``(k, 1)`` conv2ds are that op over ``[B, C, T / p, p]``, each of
+the p columns convolved along time.
 Same outputs, feature maps and gradients as the eager path. ``concat_fwd=True`` (NVIDIA's flag) runs real
 and generated audio through each sub-discriminator in one batch.
 """
@@ -87,16 +87,16 @@ def _normalized_weight(conv: nn.Module) -> Tensor:
     return conv.weight
 
 
-def _fused_conv_stack(convs, conv_post, x: Tensor, as_fmap) -> Tuple[Tensor, List[Tensor]]:
-    """_conv_stack on ops.conv1d_lrelu over x [N, C, T]; `as_fmap` maps a layer's output to its eager shape."""
+def _fused_conv_stack(convs, conv_post, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
+    """_conv_stack on ops.conv1d_lrelu over x [N, C, T] or [N, C, T, W] (the MPD's columns)."""
     fmap = []
     for conv, slope in [(c, LRELU_SLOPE) for c in convs] + [(conv_post, 1.0)]:
         w = _normalized_weight(conv)
         if w.dim() == 4:  # the MPD's (k, 1) kernels
             w = w.squeeze(3)
         x = ops.conv1d_lrelu(x, w, conv.bias, conv.stride[0], conv.padding[0], conv.groups, slope)
-        fmap.append(as_fmap(x))
-    return torch.flatten(fmap[-1], 1, -1), fmap
+        fmap.append(x)
+    return torch.flatten(x, 1, -1), fmap
 
 
 def _both(d: nn.Module, y: Tensor, y_hat: Tensor, concat: bool):
@@ -143,13 +143,10 @@ class DiscriminatorP(nn.Module):
             n_pad = self.period - t % self.period
             x = F.pad(x, (0, n_pad), mode="reflect")
             t = t + n_pad
-        h, p = t // self.period, self.period
-        if not self.fused:
-            return _conv_stack(self.convs, self.conv_post, x.view(b, c, h, p))
-        # Column j of the fold is batch item b * p + j; each output is shown as the eager [B, C, H', p].
-        columns = x.view(b, c, h, p).permute(0, 3, 1, 2).reshape(b * p, c, h)
-        return _fused_conv_stack(self.convs, self.conv_post, columns,
-                                 lambda y: y.view(b, p, y.shape[1], y.shape[2]).permute(0, 2, 3, 1))
+        x = x.view(b, c, t // self.period, self.period)
+        if self.fused:
+            return _fused_conv_stack(self.convs, self.conv_post, x)
+        return _conv_stack(self.convs, self.conv_post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -214,7 +211,7 @@ class DiscriminatorS(nn.Module):
 
     def forward(self, x: Tensor) -> Tuple[Tensor, List[Tensor]]:
         if self.fused:
-            return _fused_conv_stack(self.convs, self.conv_post, x, lambda y: y)
+            return _fused_conv_stack(self.convs, self.conv_post, x)
         return _conv_stack(self.convs, self.conv_post, x)
 
 

@@ -2,7 +2,8 @@
 
 Shapes: x [B, C_in, T], weight [C_out, C_in / groups, K], bias [C_out] or None
 -> y [B, C_out, (T + 2 * padding - K) // stride + 1] = leaky_relu(conv1d(x, ...), slope); slope 1 is no
-activation (conv_post). The MPD's (K, 1) conv2d over [B, C, T/p, p] is this op over [B * p, C, T/p].
+activation (conv_post). x may also be [B, C_in, T, W]: W columns, each convolved along T (y [B, C_out, T', W]),
+which is the MPD's (K, 1) conv2d over its folded [B, C, T/p, p] audio.
 
 The backward takes the forward's output instead of its pre-activation: with slope > 0, leaky-ReLU keeps
 the sign, so leaky' is read from the output (nothing else is stored).
@@ -16,13 +17,21 @@ from .registry import FusedOp
 
 def conv1d_lrelu_ref(x, weight, bias, stride, padding, groups, slope):
     """The ground truth, in plain PyTorch, computed in the input dtype."""
-    y = F.conv1d(x, weight, bias, stride, padding, 1, groups)
+    if x.dim() == 4:
+        y = F.conv2d(x, weight.unsqueeze(3), bias, (stride, 1), (padding, 0), 1, groups)
+    else:
+        y = F.conv1d(x, weight, bias, stride, padding, 1, groups)
     return y if slope == 1.0 else F.leaky_relu(y, slope)
 
 
 def conv1d_lrelu_backward_ref(grad_out, out, x, weight, stride, padding, groups, slope):
     """Gradients (x, weight, bias) of conv1d_lrelu, leaky' read from the output's sign."""
     g = grad_out if slope == 1.0 else torch.where(out > 0, grad_out, grad_out * slope)
+    if x.dim() == 4:
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            g, x, weight.unsqueeze(3), [weight.shape[0]], [stride, 1], [padding, 0], [1, 1], False, [0, 0], groups,
+            [True, True, True])
+        return grad_x, grad_w.squeeze(3), grad_b
     return torch.ops.aten.convolution_backward(g, x, weight, [weight.shape[0]], [stride], [padding], [1], False, [0],
                                                groups, [True, True, True])
 
@@ -32,7 +41,7 @@ def _out_len(t, k, stride, padding):
 
 
 def _check(x, weight, bias, stride, padding, groups, slope):
-    check_tensor("x", x, 3)
+    check_tensor("x", x, 4 if isinstance(x, torch.Tensor) and x.dim() == 4 else 3)
     check_tensor("weight", weight, 3, x.dtype, x.device)
     for name, v, minimum in (("stride", stride, 1), ("padding", padding, 0), ("groups", groups, 1)):
         check_positive_int(name, v, minimum)
@@ -58,7 +67,8 @@ def conv1d_lrelu(x, weight, bias=None, stride=1, padding=0, groups=1, slope=0.1)
 
 
 def _fake(x, weight, bias, stride, padding, groups, slope):
-    return x.new_empty((x.shape[0], weight.shape[0], _out_len(x.shape[2], weight.shape[2], stride, padding)))
+    t_out = _out_len(x.shape[2], weight.shape[2], stride, padding)
+    return x.new_empty((x.shape[0], weight.shape[0], t_out, *x.shape[3:]))
 
 
 def _fake_backward(grad_out, out, x, weight, stride, padding, groups, slope):
