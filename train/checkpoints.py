@@ -113,6 +113,18 @@ def check_output(folder, resume):
                          f"to continue it, or choose another folder")
 
 
+def open_output(args, ctx, pair=HIFIGAN):
+    """The output folder, ready on every rank: refused if it holds a run and --resume was not given; with
+    --resume, a killed run's partial writes removed and its newest complete pair returned (None if none)."""
+    check_output(args.output, args.resume)
+    ctx.barrier()  # every rank has looked before rank 0 writes anything
+    if not args.resume:
+        return None
+    if ctx.main:
+        remove_partial_writes(args.output)
+    return load_latest(args.output, ctx.device, pair=pair)
+
+
 def hifigan_keys(h):
     """The settings a HiFi-GAN run cannot change when resumed: the generator's architecture and the audio."""
     return (*arch(h), *AUDIO_KEYS)

@@ -50,3 +50,9 @@ class Context:
     def close(self):
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

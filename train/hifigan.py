@@ -282,21 +282,12 @@ def grad_norm(optimizer):
 def run(args):
     """Train as the parsed flags say; -> the Trainer (its models and step count) when done."""
     check_args(args)
-    ctx = Context(args.device)
-    try:
+    with Context(args.device) as ctx:
         return _run(args, ctx)
-    finally:
-        ctx.close()
 
 
 def _run(args, ctx):
-    checkpoints.check_output(args.output, args.resume)
-    ctx.barrier()  # every rank has looked before rank 0 writes anything
-    resumed = None
-    if args.resume:
-        if ctx.main:
-            checkpoints.remove_partial_writes(args.output)
-        resumed = checkpoints.load_latest(args.output, ctx.device)
+    resumed = checkpoints.open_output(args, ctx)
     h = resolve_run_config(args, resumed)
     train_paths = wav_list(args.training_files, args.dataset_path, h["sampling_rate"], "--training_files")
     val_paths = wav_list(args.validation_files, args.dataset_path, h["sampling_rate"], "--validation_files")

@@ -282,21 +282,12 @@ class Trainer:
 def run(args):
     """Train as the parsed flags say; -> the Trainer (its model and step count) when done."""
     check_args(args)
-    ctx = Context(args.device)
-    try:
+    with Context(args.device) as ctx:
         return _run(args, ctx)
-    finally:
-        ctx.close()
 
 
 def _run(args, ctx):
-    checkpoints.check_output(args.output, args.resume)
-    ctx.barrier()  # every rank has looked before rank 0 writes anything
-    resumed = None
-    if args.resume:
-        if ctx.main:
-            checkpoints.remove_partial_writes(args.output)
-        resumed = checkpoints.load_latest(args.output, ctx.device, pair=checkpoints.WAVEGLOW)
+    resumed = checkpoints.open_output(args, ctx, pair=checkpoints.WAVEGLOW)
     pretrained = None
     if args.checkpoint_path and not resumed:
         try:
