@@ -18,6 +18,7 @@ import torch
 import torch.multiprocessing as mp
 
 from original_waveglow import WaveGlow as OrigWaveGlow, randomize, waveglow_loss as nvidia_loss
+from test_train import _write_filelist
 from train import checkpoints
 from train.data import AudioMelDataset
 from train.distributed import Context
@@ -279,11 +280,6 @@ def test_nvidia_flag_spellings_are_accepted():
     defaults = build_parser().parse_args(["-o", "x"])
     assert (defaults.learning_rate, defaults.sigma, defaults.segment_length, defaults.weight_decay) == \
         (1e-4, 1.0, 8000, 0.0)
-
-
-def _write_filelist(path, lines):
-    path.write_text("".join(line + "\n" for line in lines))
-    return path
 
 
 @pytest.mark.parametrize("case, message", [
