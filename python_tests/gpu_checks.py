@@ -37,6 +37,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # original_hifigan, triton_helpers
+from gpu_checks_discriminators import check_conv1d_lrelu, check_discriminators  # noqa: E402
 from gpu_checks_waveglow import check_waveglow_model, check_waveglow_ops  # noqa: E402
 from triton_helpers import check_close, random_x  # noqa: E402
 
@@ -75,14 +76,22 @@ def count_launches():
     return counts
 
 
+def kernel_ops(name):
+    """The fused ops that backend `name` has kernels for (Triton has none yet for some, e.g. conv1d_lrelu)."""
+    from vocoder_ext.runtime import backend
+    if name == "triton":
+        return [op for op in backend.OPS if backend.TRITON_CHAINS.get(op, op) in backend.TRITON_OPS]
+    return list(backend.OPS)
+
+
 def unserved(name, device):
-    """{op: why} for each fused op that VOCODER_EXT_BACKEND=name cannot serve on device's tensors."""
+    """{op: why} for each fused op with a `name` kernel that VOCODER_EXT_BACKEND=name cannot serve here."""
     from vocoder_ext.runtime import backend
     saved = os.environ.get("VOCODER_EXT_BACKEND")
     os.environ["VOCODER_EXT_BACKEND"] = name
     problems = {}
     try:
-        for op in backend.OPS:
+        for op in kernel_ops(name):
             try:
                 backend.resolve(op, device.type)
             except RuntimeError as e:
@@ -305,6 +314,11 @@ def check_backend(name, device, big, counts):
     print(f"[{name}] resblock: {n} (shape, dtype) cases forward (inference) match")
     n = check_waveglow_ops(device, big, DTYPES[name])
     print(f"[{name}] waveglow ops: {n} (op, shape, dtype) cases forward and backward match")
+    if "conv1d_lrelu" in kernel_ops(name):
+        n = check_conv1d_lrelu(device, big, DTYPES[name])
+        print(f"[{name}] conv1d_lrelu: {n} (shape, dtype) cases forward and backward match")
+        n = check_discriminators(device)
+        print(f"[{name}] discriminators: fused MPD and MSD == eager in {n} runs (outputs and gradients)")
     if name == "triton":
         assert counts and all(counts.values()), f"a Triton kernel never ran: {counts}"
     else:
@@ -343,9 +357,10 @@ def main(argv=None):
     from vocoder_ext.runtime import backend
     problems = {name: unserved(name, device) for name in BACKENDS}
     available = [name for name in BACKENDS if not problems[name]]  # serve every fused op here
-    total, chosen, skipped = len(backend.OPS), [], []
+    chosen, skipped = [], []
     for name in args.backends or BACKENDS:
         why = next(iter(problems[name].values()), None)
+        total = len(kernel_ops(name))
         if why is None:
             chosen.append(name)
         elif len(problems[name]) < total:
