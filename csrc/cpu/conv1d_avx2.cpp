@@ -1,7 +1,16 @@
 // The CPU kernels compiled for AVX2 + FMA: conv1d (8 floats per register, 16 registers: 6 x 2
 // accumulators) and the WN gate.
-#pragma GCC target("avx2,fma")
+// The standard headers first, outside the target region: libstdc++'s always_inline members compiled with
+// the ISA's target cannot be inlined into code without it (GCC 13: "target specific option mismatch").
 #include <immintrin.h>
+#include <math.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#pragma GCC target("avx2,fma")
 
 #include "conv1d_kernel.h"
 #include "gate_kernel.h"

@@ -1,7 +1,16 @@
 // The CPU kernels compiled for AVX-512: conv1d (16 floats per register, 32 registers: 6 x 4
 // accumulators) and the WN gate.
-#pragma GCC target("avx512f,avx512dq,avx512vl,fma,avx2")
+// The standard headers first, outside the target region: libstdc++'s always_inline members compiled with
+// the ISA's target cannot be inlined into code without it (GCC 13: "target specific option mismatch").
 #include <immintrin.h>
+#include <math.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#pragma GCC target("avx512f,avx512dq,avx512vl,fma,avx2")
 
 #include "conv1d_kernel.h"
 #include "gate_kernel.h"

@@ -190,7 +190,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
     at::Tensor dst = grad_w[kk];
     at::bmm_out(dst, gg, xk.transpose(1, 2));
   }
-  const at::Tensor grad_b = x_in.dim() == 4 ? g.sum({0, 2, 3}) : g.sum({0, 2});
+  const at::Tensor grad_b = x_in.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}) : g.sum(at::IntArrayRef{0, 2});
   return {grad_x.to(dt), grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k}).to(dt), grad_b.to(dt)};
 }
 

@@ -91,7 +91,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
     const at::Tensor shifted = act.narrow(2, j * dilation, t_len);
     grad_w[j] = at::bmm(g, shifted.transpose(1, 2)).sum(0);
   }
-  at::Tensor grad_b = g.sum({0, 2});
+  at::Tensor grad_b = g.sum(at::IntArrayRef{0, 2});
   const auto dt = x.scalar_type();
   return {grad_x.to(dt), grad_w.permute({1, 2, 0}).contiguous().to(dt), grad_b.to(dt)};
 }

@@ -234,8 +234,8 @@ Grads backward(const at::Tensor& grad_audio, const at::Tensor& grad_skip, const 
       grad_rs_w.narrow(0, c, c).addmm_(grad_skip[b], acts_t);
     }
   }
-  const at::Tensor grad_rs_b = last ? grad_skip.sum({0, 2}) : at::cat({grad_audio.sum({0, 2}), grad_skip.sum({0, 2})});
-  return {grad_audio_in, grad_a, grad_in_w.view({2 * c, c, k}), grad_a.sum({0, 2}), grad_rs_w.unsqueeze(-1),
+  const at::Tensor grad_rs_b = last ? grad_skip.sum(at::IntArrayRef{0, 2}) : at::cat({grad_audio.sum(at::IntArrayRef{0, 2}), grad_skip.sum(at::IntArrayRef{0, 2})});
+  return {grad_audio_in, grad_a, grad_in_w.view({2 * c, c, k}), grad_a.sum(at::IntArrayRef{0, 2}), grad_rs_w.unsqueeze(-1),
           grad_rs_b};
 }
 

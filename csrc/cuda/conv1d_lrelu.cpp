@@ -99,7 +99,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cuda(
     grad_w.narrow(0, gi * og, og).copy_(grad_weight(gg, 1.0, x.narrow(1, gi * cg, cg), Prologue::kLeaky, 1.0, k,
                                                     stride, 1, padding));
   }
-  const at::Tensor grad_b = at::sum(g, {0, 2}, false, acc_type(x));
+  const at::Tensor grad_b = at::sum(g, at::IntArrayRef{0, 2}, false, acc_type(x));
   return {grad_x, grad_w.to(x.scalar_type()), grad_b.to(x.scalar_type())};
 }
 

@@ -62,7 +62,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cuda(
   launched(conv1d(p, stream()));
 
   const at::Tensor grad_w = grad_weight(g, 1.0, x, Prologue::kLeaky, slope, k, 1, dilation, dilation * (k - 1) / 2);
-  const at::Tensor grad_b = at::sum(g, {0, 2}, false, acc_type(x));
+  const at::Tensor grad_b = at::sum(g, at::IntArrayRef{0, 2}, false, acc_type(x));
   return {grad_x, grad_w.to(x.scalar_type()), grad_b.to(x.scalar_type())};
 }
 

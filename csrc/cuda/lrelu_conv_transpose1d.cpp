@@ -76,7 +76,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv_transpose1d_backward_c
   launched(conv1d(p, stream()));
 
   const at::Tensor grad_w = grad_weight(x, slope, g, Prologue::kLeaky, 1.0, k, stride, 1, padding);
-  const at::Tensor grad_b = at::sum(g, {0, 2}, false, acc_type(x));
+  const at::Tensor grad_b = at::sum(g, at::IntArrayRef{0, 2}, false, acc_type(x));
   return {grad_x, grad_w.to(x.scalar_type()), grad_b.to(x.scalar_type())};
 }
 

@@ -99,9 +99,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   return {grad_audio_out,
           grad_a,
           grad_in_w.to(dt),
-          at::sum(grad_a, {0, 2}, false, acc).to(dt),
+          at::sum(grad_a, at::IntArrayRef{0, 2}, false, acc).to(dt),
           grad_rs_w.to(dt),
-          at::sum(grad_rs, {0, 2}, false, acc).to(dt)};
+          at::sum(grad_rs, at::IntArrayRef{0, 2}, false, acc).to(dt)};
 }
 
 }  // namespace
