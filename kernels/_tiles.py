@@ -1,5 +1,7 @@
 """The autotune tile sets of the Triton kernels (HiFi-GAN's two conv modules share theirs; WaveGlow's below).
 
+Every tl.dot's inner size (BLOCK_CI; BLOCK_T in the weight-gradient kernels) is at least 16: Triton 3.6
+refuses less at compile time (seen on an H100, 2026-11-25), though the interpreter and Triton 3.8 take 8.
 Each set is per operand width (see _launch.tuned): IEEE fp32 `tl.dot` runs as FMAs with both operand
 tiles in registers, 16-bit operands run on the tensor cores; kernels without tl.dot have one plain list
 for every width (_launch.tuned_one_set). Every config here compiles without register spills for sm_80
@@ -9,13 +11,13 @@ and sm_90, for every launcher variant of every module, with generic and contiguo
 import triton
 
 CONV_CONFIGS = {
-    # FMAs with operands in registers: narrow C_in blocks.
+    # FMAs with operands in registers: C_in blocks as narrow as tl.dot allows.
     "fp32": [
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 256}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 256}, num_warps=8, num_stages=2),
     ],
     # Tensor cores. 128-wide C_out tiles for the early stages' 256..512 channels; 16..32 for the late
     # stages' 32..64 channels, long T and conv_post's C_out = 1.
@@ -33,7 +35,7 @@ GRAD_WEIGHT_CONFIGS = {
     "fp32": [
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=8, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 8}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=3),
         triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=4, num_stages=2),
     ],
     "fp16": [
@@ -54,10 +56,9 @@ INTERPRETER_GRAD_WEIGHT_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 # conv's, so their tiles have about half the area per warp of CONV_CONFIGS'.
 WN_CONFIGS = {
     "fp32": [
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
     ],
     # Tensor cores. 64x64 tiles at 4 warps, and any 128-row tile, spill on sm_80 here (two accumulators
     # plus the gate's fp32 epilogue): 8 warps for 64x64, or 32-row tiles.
@@ -68,16 +69,13 @@ WN_CONFIGS = {
     ],
 }
 # The gate kernel (the dilated in-conv) runs WN_CONFIGS' 16-bit tiles and fp32 tiles of its own. With
-# keep_preact it also stores both pre-activation tiles, and three of WN_CONFIGS' four fp32 tiles then
-# spill (64x128 at 8 warps: up to 216 B on sm_80 and sm_90; 32x128 at 4 warps: 40 B, 32x64 with 16-wide
-# C_in blocks at 2 stages: 8 B, on sm_90); 64x128 was at 255 registers even without it. These four
-# spill in neither variant.
+# keep_preact it also stores both pre-activation tiles, so its tiles are small (64x128 was at 255
+# registers even without it).
 WN_GATE_CONFIGS = {
     "fp32": [
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=2),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=8, num_stages=2),
     ],
     "fp16": WN_CONFIGS["fp16"],
 }
@@ -94,9 +92,9 @@ WN_GRAD_AUDIO_CONFIGS = {
 # in-conv, with three accumulators; they stay spill-free, not retuned.)
 WN_BACKWARD_CONFIGS = {
     "fp32": [
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 8, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
     ],
     "fp16": [
         triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),

@@ -211,3 +211,16 @@ def test_compiles_for_a_gpu_without_one():
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
+
+
+def test_every_dot_tile_is_at_least_16_deep():
+    """tl.dot's inner size (K) must be >= 16 for Triton 3.6 on a GPU (it refused 8 on an H100), though the
+    interpreter and newer Triton accept less: every tile set of a kernel with tl.dot keeps K >= 16."""
+    from vocoder_ext.kernels import _tiles as T
+    sets = {"CONV_CONFIGS": "BLOCK_CI", "GRAD_WEIGHT_CONFIGS": "BLOCK_T", "WN_CONFIGS": "BLOCK_CI",
+            "WN_GATE_CONFIGS": "BLOCK_CI", "WN_BACKWARD_CONFIGS": "BLOCK_CI", "WN_GRAD_AUDIO_CONFIGS": "BLOCK_CI"}
+    for name, k in sets.items():
+        for width, configs in getattr(T, name).items():
+            assert configs and all(c.kwargs[k] >= 16 for c in configs), (name, width)
+    for name in ("INTERPRETER_CONV_CONFIG", "INTERPRETER_GRAD_WEIGHT_CONFIG", "INTERPRETER_WN_CONFIG"):
+        assert getattr(T, name)["BLOCK_CI"] >= 16 and getattr(T, name)["BLOCK_T"] >= 16, name
