@@ -203,3 +203,21 @@ def test_lrelu_conv_transpose1d_cuda_kernel_runs_the_chosen_candidate(cache, mon
                          transpose_op.lrelu_conv_transpose1d_backward_ref(g, x, w, 4, 2, 0.1)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert timer.calls == 4
+
+
+def test_a_non_finite_reference_decides_nothing(cache, timings):
+    """Overflowed inputs (fp16 gradients before the GradScaler backs off: seen on an H100 under --amp) make
+    the reference inf/NaN: no kernel is judged wrong, nothing is stored, the reference runs this once; the
+    next call with finite inputs chooses as usual."""
+    table, calls = timings
+    table.update(fast=0.1, eager=3.0)
+    result = {"value": torch.tensor([1.0, float("inf")])}
+    candidates = labelled(fast=lambda: result["value"].clone(), eager=lambda: result["value"].clone())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert autotune.choose("op", "s", candidates, CPU) == "eager"
+    assert not calls and not cache.exists()
+    result["value"] = torch.randn(5)
+    assert autotune.choose("op", "s", candidates, CPU) == "fast"
+    entry, = json.loads(cache.read_text())["choices"].values()
+    assert entry["choice"] == "fast" and "errors" not in entry

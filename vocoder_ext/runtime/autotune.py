@@ -172,6 +172,11 @@ def disagreement(got, want):
     return None
 
 
+def _finite(outputs):
+    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    return all(bool(torch.isfinite(v).all()) for v in outputs if isinstance(v, torch.Tensor))
+
+
 def _capturing(device):
     return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
@@ -185,7 +190,8 @@ def choose(op, shape_key, candidates, device):
     reused, or every candidate is timed now (`measure`) and the fastest is stored. A candidate that
     raises is left out of the choice (its error is stored); if all raise, the default's error propagates.
     Where the reference is a candidate ("eager"), every other one must first agree with its result on
-    these inputs (`disagreement`), or it is left out with a warning: a fast wrong kernel never wins.
+    these inputs (`disagreement`), or it is left out with a warning: a fast wrong kernel never wins. Where
+    the reference's own result is not finite, nothing is chosen or stored: "eager" runs this once.
     """
     default = next(iter(candidates))
     if not enabled() or requested() != "auto":
@@ -199,6 +205,10 @@ def choose(op, shape_key, candidates, device):
             return default
         timings, errors = {}, {}
         expected = candidates["eager"]() if "eager" in candidates else None
+        if expected is not None and not _finite(expected):
+            # Overflowed inputs (fp16 gradients before a GradScaler backs off, say) cannot tell a right
+            # kernel from a wrong one: run the reference this time, choose on a later call.
+            return "eager"
         for name, fn in candidates.items():
             try:
                 why = None if expected is None or name == "eager" else disagreement(fn(), expected)
