@@ -16,8 +16,8 @@ CONV_CONFIGS = {
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 256}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
     ],
     # Tensor cores. 128-wide C_out tiles for the early stages' 256..512 channels; 16..32 for the late
     # stages' 32..64 channels, long T and conv_post's C_out = 1.
@@ -74,7 +74,7 @@ WN_CONFIGS = {
 WN_GATE_CONFIGS = {
     "fp32": [
         triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=4, num_stages=2),
         triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=8, num_stages=2),
     ],
     "fp16": WN_CONFIGS["fp16"],

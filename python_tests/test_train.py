@@ -76,9 +76,9 @@ def test_short_run_writes_loadable_checkpoints_and_logs(corpus, tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(out / "tensorboard"))
 
 
-def _micro_batches(corpus, sizes):
+def _micro_batches(corpus, sizes, segment=SEGMENT):
     paths = [str(corpus / "wavs" / f"clip{i}.wav") for i in range(4)]
-    data = AudioMelDataset(paths, {**TINY, **trainer_config()}, SEGMENT, seed=3)
+    data = AudioMelDataset(paths, {**TINY, **trainer_config()}, segment, seed=3)
     items = [data[i][:3] for i in range(4)]
     batches, start = [], 0
     for n in sizes:
@@ -137,6 +137,55 @@ def test_cpu_amp_trains_in_bf16(corpus):
     logs = trainer.step(_micro_batches(corpus, [2]))
     assert all(np.isfinite(float(v)) for v in logs.values())
     assert not trainer.scaler_g.is_enabled()  # bf16 needs no loss scaling
+
+
+def test_disc_start_step_trains_the_generator_alone_for_exactly_n_steps(corpus):
+    """--disc_start_step 2: steps 1-2 update the generator alone (mel L1 + STFT loss), step 3 is the GAN step."""
+    trainer = make_trainer(corpus, "--disc_start_step", "2", "--stft_loss", "--segment_size", "2048")
+    d_params = lambda: [p.detach().clone() for p in (*trainer.mpd.parameters(), *trainer.msd.parameters())]
+    d_before, g_before = d_params(), [p.detach().clone() for p in trainer.generator.parameters()]
+    logs = []
+    for _ in range(3):
+        logs.append({k: float(v) for k, v in trainer.step(_micro_batches(corpus, [2], 2048)).items()})
+        trainer.steps += 1
+        if trainer.steps == 2:
+            assert all(torch.equal(a, b) for a, b in zip(d_params(), d_before))  # untouched while warming up
+            assert not all(torch.equal(a, b) for a, b in zip(trainer.generator.parameters(), g_before))
+    assert not any(torch.equal(a, b) for a, b in zip(d_params(), d_before))  # the GAN step trained them
+    for warm in logs[:2]:
+        assert "loss_disc_all" not in warm and warm["stft_loss"] > 0
+        assert warm["loss_gen_all"] == pytest.approx(45 * warm["mel_l1"] + 45 * warm["stft_loss"], rel=1e-5)
+    assert {"loss_disc_all", "loss_gen", "loss_fm", "mel_l1", "stft_loss"} <= set(logs[2])
+
+
+def test_stft_loss_is_zero_for_equal_audio_and_grows_with_the_difference():
+    from vocoder_ext.losses import stft_loss
+    y = torch.randn(2, 1, 4096)
+    assert float(stft_loss(y, y)) == 0.0
+    near, far = stft_loss(y + 0.01 * torch.randn_like(y), y), stft_loss(y + 0.5 * torch.randn_like(y), y)
+    assert 0 < float(near) < float(far)
+    with pytest.raises(ValueError, match="one shape"):
+        stft_loss(y, y[..., :100])
+    with pytest.raises(ValueError, match="longer than 1024 samples"):
+        stft_loss(y[..., :1000], y[..., :1000])
+
+
+def test_resuming_across_disc_start_step_gives_the_uninterrupted_run(corpus, tmp_path):
+    """Warm-up state lives in the step count: stopping inside the warm-up and resuming past it ends where
+    an uninterrupted run ends (same data order, same RNG, same weights)."""
+    common = ("--disc_start_step", "2", "--stft_loss", "--fused", "--segment_size", "2048")
+    assert main(flags(corpus, tmp_path / "whole", *common, "--max_steps", "3")) == 0
+    assert main(flags(corpus, tmp_path / "split", *common, "--max_steps", "1")) == 0
+    assert main(flags(corpus, tmp_path / "split", *common, "--max_steps", "3", "--resume")) == 0
+    (g_whole, s_whole), (g_split, s_split) = (checkpoints.load_latest(tmp_path / n) for n in ("whole", "split"))
+    assert s_whole["steps"] == s_split["steps"] == 3
+    for name, p in g_whole["generator"].items():
+        torch.testing.assert_close(g_split["generator"][name], p, rtol=1e-5, atol=1e-6, msg=name)
+    for name, p in s_whole["mpd"].items():
+        torch.testing.assert_close(s_split["mpd"][name], p, rtol=1e-5, atol=1e-6, msg=name)
+    events = log_events(tmp_path / "split")
+    train = {e["step"]: e for e in events if e["event"] == "train"}
+    assert sorted(train) == [1, 2, 3] and "loss_disc_all" not in train[2] and "loss_disc_all" in train[3]
 
 
 def _ddp_worker(rank, port, argv, dump):
@@ -252,6 +301,8 @@ def _write_filelist(path, lines):
 
 
 @pytest.mark.parametrize("case, message", [
+    (["--disc_start_step", "-1"], "--disc_start_step"), (["--stft_loss_weight", "0"], "--stft_loss_weight"),
+    (["--stft_loss"], "--segment_size above 1024"),
     ("missing dataset", "--dataset_path"),
     ("empty filelist", "empty"),
     ("unreadable wav", "broken.wav"),
@@ -280,6 +331,8 @@ def test_bad_input_is_a_clear_error(corpus, tmp_path, capsys, case, message):
         argv += ["--grad_accumulation", "0"]
     elif case == "batch too large":
         argv += ["-bs", "7"]
+    else:  # flags
+        argv += case
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err, err

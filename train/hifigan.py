@@ -6,6 +6,8 @@
 
 One optimizer step: the discriminators' step on G(x).detach(), then the generator's step (LSGAN + 2 x
 feature matching + 45 x mel L1), each over --grad_accumulation micro-batches of --batch_size per rank.
+With --disc_start_step N, the first N steps train the generator alone (45 x mel L1, plus the
+multi-resolution STFT loss with --stft_loss), as ParallelWaveGAN/ESPnet warm up; the GAN steps follow.
 """
 import argparse
 import contextlib
@@ -23,7 +25,7 @@ from vocoder_ext.checkpoint import CheckpointError, read_generator_checkpoint, s
 from vocoder_ext.models.config import AUDIO_DEFAULTS, ConfigError, resolve_config
 from vocoder_ext.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vocoder_ext.models import HiFiGAN
-from vocoder_ext.losses import MEL_LOSS_WEIGHT, discriminator_loss, feature_loss, generator_loss
+from vocoder_ext.losses import MEL_LOSS_WEIGHT, STFT_RESOLUTIONS, discriminator_loss, feature_loss, generator_loss, stft_loss
 
 from . import checkpoints, cli
 from .cli import UsageError
@@ -57,6 +59,14 @@ def build_parser():
                         "whole step measured 0.93x eager so far, hence not part of --fused yet)")
     p.add_argument("--concat_fwd", action="store_true",
                    help="real and generated audio through each discriminator in one pass (NVIDIA's flag; more memory)")
+    p.add_argument("--disc_start_step", type=int, default=0,
+                   help="train the generator alone (mel L1, and the STFT loss with --stft_loss) for this many steps, "
+                        "then the GAN steps (ParallelWaveGAN/ESPnet's warm-up; 0: the original recipe)")
+    p.add_argument("--stft_loss", action="store_true",
+                   help="add ParallelWaveGAN's multi-resolution STFT loss (spectral convergence + log magnitude "
+                        "L1 at FFT sizes 1024/2048/512) to the generator's loss, in warm-up and GAN steps")
+    p.add_argument("--stft_loss_weight", type=float, default=MEL_LOSS_WEIGHT,
+                   help="its weight (default: the mel L1's, 45, so the two spectral terms count alike)")
     p.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint in --output")
     p.add_argument("--fine_tuning", action="store_true", help="input mels from --input_mels_dir; no peak normalising")
     p.add_argument("--input_mels_dir", help="fine-tuning: folder of <wav stem>.npy mels, (80, T) or (1, 80, T)")
@@ -79,7 +89,13 @@ def build_parser():
 def check_args(args):
     cli.check_at_least(args, 1, "batch_size", "grad_accumulation", "epochs", "segment_size", "checkpoint_interval",
                        "validation_interval", "keep_last", "log_interval", "max_steps")
-    cli.check_at_least(args, 0, "num_workers", "mel_frame_offset", "validation_samples")
+    cli.check_at_least(args, 0, "num_workers", "mel_frame_offset", "validation_samples", "disc_start_step")
+    longest_fft = max(n_fft for n_fft, _, _ in STFT_RESOLUTIONS)
+    if args.stft_loss and args.segment_size <= longest_fft // 2:
+        raise UsageError(f"--stft_loss needs --segment_size above {longest_fft // 2} samples (half its largest FFT), "
+                         f"got {args.segment_size}")
+    if not args.stft_loss_weight > 0:
+        raise UsageError(f"--stft_loss_weight: expected a weight > 0, got {args.stft_loss_weight}")
     if args.fine_tuning != (args.input_mels_dir is not None):
         raise UsageError("--fine_tuning and --input_mels_dir go together (fine-tuning reads its input mels "
                          "from that folder)")
@@ -199,8 +215,23 @@ class Trainer:
             return mel_spectrogram(y_hat.float().squeeze(1), h["n_fft"], h["num_mels"], h["sampling_rate"],
                                    h["hop_size"], h["win_size"], h["fmin"], h["fmax_for_loss"])
 
+    def spectral_losses(self, y_hat, y, y_mel):
+        """(mel L1, STFT loss or None, their weighted sum): the generator's reconstruction terms."""
+        mel_l1 = F.l1_loss(y_mel, self.loss_mel(y_hat))
+        if not self.args.stft_loss:
+            return mel_l1, None, MEL_LOSS_WEIGHT * mel_l1
+        stft = stft_loss(y_hat, y)
+        return mel_l1, stft, MEL_LOSS_WEIGHT * mel_l1 + self.args.stft_loss_weight * stft
+
+    def warming_up(self):
+        """Whether the next step trains the generator alone (--disc_start_step)."""
+        return self.steps < self.args.disc_start_step
+
     def step(self, micro_batches):
-        """One D step then one G step over K micro-batches [(mel, audio, mel_loss)]; -> logged scalars."""
+        """One D step then one G step over K micro-batches [(mel, audio, mel_loss)] (the generator's step alone
+        while warming up); -> logged scalars."""
+        if self.warming_up():
+            return self.generator_step(micro_batches)
         k_total = len(micro_batches)
         sync = lambda module, k: (contextlib.nullcontext() if k == k_total - 1 or not self.ctx.distributed
                                   else module.no_sync())
@@ -227,7 +258,7 @@ class Trainer:
         self.scaler_d.update()
 
         # Generator.
-        for name in ("loss_gen_all", "loss_gen", "loss_fm", "mel_l1"):
+        for name in ("loss_gen_all", "loss_gen", "loss_fm", "mel_l1", *(("stft_loss",) if self.args.stft_loss else ())):
             logs[name] = 0.0
         self.optim_g.zero_grad(set_to_none=True)
         with SpectralNormReplay(self.msd) as replay:
@@ -242,13 +273,36 @@ class Trainer:
                     _, s_gs, s_fr, s_fg = self.msd(y, y_hat)
                     loss_gen = generator_loss(f_gs)[0] + generator_loss(s_gs)[0]
                     loss_fm = feature_loss(f_fr, f_fg) + feature_loss(s_fr, s_fg)
-                mel_l1 = F.l1_loss(y_mel, self.loss_mel(y_hat))
-                loss_g = (loss_gen.float() + loss_fm.float() + MEL_LOSS_WEIGHT * mel_l1) / k_total
+                mel_l1, stft, spectral = self.spectral_losses(y_hat, y, y_mel)
+                loss_g = (loss_gen.float() + loss_fm.float() + spectral) / k_total
                 self.scaler_g.scale(loss_g).backward(inputs=list(self.generator.parameters()))
                 for name, value in (("loss_gen_all", loss_g), ("loss_gen", loss_gen), ("loss_fm", loss_fm),
-                                    ("mel_l1", mel_l1)):
-                    logs[name] += value.detach() / (1 if name == "loss_gen_all" else k_total)
+                                    ("mel_l1", mel_l1), ("stft_loss", stft)):
+                    if value is not None:
+                        logs[name] += value.detach() / (1 if name == "loss_gen_all" else k_total)
                 y_hats[k] = None  # free the graph
+        self.scaler_g.unscale_(self.optim_g)
+        logs["grad_norm_g"] = grad_norm(self.optim_g)
+        self.scaler_g.step(self.optim_g)
+        self.scaler_g.update()
+        return logs
+
+    def generator_step(self, micro_batches):
+        """A warm-up step: the generator alone, on its reconstruction terms; the discriminators are untouched."""
+        k_total = len(micro_batches)
+        logs = dict.fromkeys(("loss_gen_all", "mel_l1", *(("stft_loss",) if self.args.stft_loss else ())), 0.0)
+        self.optim_g.zero_grad(set_to_none=True)
+        for k, (x, y, y_mel) in enumerate(micro_batches):
+            sync = contextlib.nullcontext() if k == k_total - 1 or not self.ctx.distributed else self.G.no_sync()
+            with sync:
+                with self.autocast():
+                    y_hat = self.G(x)
+                mel_l1, stft, spectral = self.spectral_losses(y_hat, y, y_mel)
+                self.scaler_g.scale(spectral / k_total).backward()
+            logs["loss_gen_all"] += spectral.detach() / k_total
+            logs["mel_l1"] += mel_l1.detach() / k_total
+            if stft is not None:
+                logs["stft_loss"] += stft.detach() / k_total
         self.scaler_g.unscale_(self.optim_g)
         logs["grad_norm_g"] = grad_norm(self.optim_g)
         self.scaler_g.step(self.optim_g)
@@ -315,7 +369,8 @@ def _run(args, ctx):
         monitor.write(f"resuming from step {trainer.steps} (epoch {trainer.epoch})" if resumed
                       else f"--resume: no checkpoint in {args.output} yet, starting from scratch")
     monitor.event("start", step=trainer.steps, world_size=ctx.world_size, device=str(ctx.device),
-                  fused=args.fused, amp=args.amp, config=h, steps_per_epoch=data.steps_per_epoch,
+                  fused=args.fused, amp=args.amp, disc_start_step=args.disc_start_step, stft_loss=args.stft_loss,
+                  config=h, steps_per_epoch=data.steps_per_epoch,
                   total_steps=data.total_steps)
 
     def validate():

@@ -38,8 +38,8 @@ class Monitor:
             self.tb.add_scalar(f"train/{name}", value, step)
         self.event("train", step=step, epoch=epoch, **scalars)
         self.bar.update(step - self.bar.n)
-        self.bar.set_postfix({short: f"{scalars[name]:.3g}" for short, name in self.bar_fields.items()},
-                             refresh=False)
+        self.bar.set_postfix({short: f"{scalars[name]:.3g}" for short, name in self.bar_fields.items()
+                              if name in scalars}, refresh=False)  # (no D loss while the generator warms up)
 
     def validation(self, step, epoch, metrics, samples=(), sampling_rate=None):
         """metrics: {name: float}; samples: [(name, audio [T], its mel [num_mels, F] or None)] of a few

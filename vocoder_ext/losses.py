@@ -31,6 +31,7 @@ __all__ = [
     "generator_loss",
     "feature_loss",
     "mel_loss",
+    "stft_loss",
     "waveglow_loss",
 ]
 
@@ -117,6 +118,35 @@ def mel_loss(y_mel: Tensor, y_g_hat_mel: Tensor) -> Tensor:
         0-dim tensor (the weighted term that enters the generator total).
     """
     return F.l1_loss(y_mel, y_g_hat_mel) * MEL_LOSS_WEIGHT
+
+
+# ParallelWaveGAN's multi-resolution STFT loss resolutions: (n_fft, hop, window) samples.
+STFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
+
+
+def stft_loss(y_hat: Tensor, y: Tensor, resolutions: Sequence[Tuple[int, int, int]] = STFT_RESOLUTIONS) -> Tensor:
+    """Multi-resolution STFT loss (Yamamoto et al., ParallelWaveGAN), in fp32: per resolution, the spectral
+    convergence ``||S(y) - S(y_hat)||_F / ||S(y)||_F`` plus the L1 of the log magnitudes (Hann windows,
+    magnitudes floored at sqrt(1e-7)), averaged over the resolutions.
+
+    Args:
+        y_hat: generated audio ``[B, 1, T]`` or ``[B, T]``.
+        y: the real audio, same shape.
+    """
+    if y_hat.shape != y.shape:
+        raise ValueError(f"stft_loss: expected y_hat and y of one shape, got {tuple(y_hat.shape)} and {tuple(y.shape)}")
+    longest = max(n_fft for n_fft, _, _ in resolutions)
+    if y.shape[-1] <= longest // 2:
+        raise ValueError(f"stft_loss: expected audio longer than {longest // 2} samples (half the largest FFT, "
+                         f"{longest}), got {y.shape[-1]}")
+    y_hat, y = (a.float().reshape(-1, a.shape[-1]) for a in (y_hat, y))
+    total = 0
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=y.device)
+        m_hat, m = (torch.stft(a, n_fft, hop, win, window, return_complex=True).abs().square().clamp_min(1e-7).sqrt()
+                    for a in (y_hat, y))
+        total = total + torch.linalg.norm(m - m_hat) / torch.linalg.norm(m) + F.l1_loss(m_hat.log(), m.log())
+    return total / len(resolutions)
 
 
 def waveglow_loss(outputs: Tuple[Tensor, Sequence[Tensor], Sequence[Tensor]], sigma: float = 1.0) -> Tensor:
