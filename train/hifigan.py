@@ -199,7 +199,8 @@ class Trainer:
 
     def end_epoch(self):
         self.sched_g.step()
-        self.sched_d.step()
+        if self.steps > self.args.disc_start_step:  # the discriminators' rate decays once they train
+            self.sched_d.step()
 
     def learning_rate(self):
         return self.optim_g.param_groups[0]["lr"]

@@ -121,43 +121,50 @@ def _child_peak_memory(setup, h, fused, batch, frames, threads, seed):
 GAN_SKIPPED = "skipped: the train package is not importable (run from the repository root)"
 
 
+# The recipe's flags per engine: the fused generator, real and generated audio in one discriminator pass, and
+# the fused discriminators (opt-in: slower than eager on CPU so far).
+GAN_ENGINES = {"eager": (), "fused": ("--fused",), "fused+concat_fwd": ("--fused", "--concat_fwd"),
+               "fused+fused_discriminators+concat_fwd": ("--fused", "--fused_discriminators", "--concat_fwd")}
+
+
 def gan_section(configs, settings):
-    """Trainer.step of train.hifigan (D step + G step, MPD + MSD, all losses), eager vs --fused."""
+    """Trainer.step of train.hifigan (D step + G step, MPD + MSD, all losses), eager vs GAN_ENGINES' flags."""
     if importlib.util.find_spec("train") is None or importlib.util.find_spec("train.hifigan") is None:
         return [{"status": GAN_SKIPPED}]
     rows = []
     batch, frames = settings["gan_batch"], settings["gan_frames"]
     for name, h in configs:
         log(f"gan: {name} batch {batch} x {frames} frames")
-        trainers = {engine: _gan_step_setup(h, engine == "fused", batch, frames, settings["seed"])[0]
-                    for engine in ("eager", "fused")}  # same seed: same initial weights
+        trainers = {engine: _gan_step_setup(h, flags, batch, frames, settings["seed"])[0]
+                    for engine, flags in GAN_ENGINES.items()}  # same seed: same initial weights
         inputs = [_gan_input(h, batch, frames, settings["seed"] + i) for i in range(settings["inputs"])]
         outputs, first_call, failed = warm_up(trainers, inputs[0], settings["warmup"])
         engines = {e: fn for e, fn in trainers.items() if e not in failed}
         timings = round_robin(engines, inputs, settings["repeats"])
         del trainers, engines
         eager_s = statistics.median(timings["eager"]["seconds"]) if "eager" in timings else None
-        for engine in ("eager", "fused"):
+        for engine, flags in GAN_ENGINES.items():
             row = {"config": name, "batch": batch, "frames": frames, "samples": frames * h["hop_size"],
-                   "engine": engine}
+                   "engine": engine, "flags": " ".join(flags)}
             if engine in timings:
                 seconds = statistics.median(timings[engine]["seconds"])
                 row.update(status="ok", median_s=seconds, steps_per_s=1 / seconds,
                            speedup_vs_eager=eager_s / seconds if eager_s else None,
                            first_step_losses=outputs[engine].tolist(), first_call_s=first_call[engine],
                            seconds=timings[engine]["seconds"])
-                row["memory"] = peak_memory_in_child(_gan_step_setup, h, engine == "fused", batch, frames, settings)
+                row["memory"] = peak_memory_in_child(_gan_step_setup, h, flags, batch, frames, settings)
             else:
                 row["status"] = f"failed: {failed[engine]}"
             rows.append(row)
     return rows
 
 
-def _gan_step_setup(h, fused, batch, frames, seed=0):
-    """A train.hifigan Trainer (seeded weights) -> (fn(micro-batch) -> [D loss, G loss], an input)."""
+def _gan_step_setup(h, flags, batch, frames, seed=0):
+    """A train.hifigan Trainer (seeded weights, the recipe's `flags`) -> (fn(micro-batch) -> [D loss, G loss],
+    an input)."""
     from train.distributed import Context
     from train.hifigan import Trainer, build_parser
-    args = build_parser().parse_args(["-o", "unused", *(["--fused"] if fused else []), "--seed", str(seed)])
+    args = build_parser().parse_args(["-o", "unused", *flags, "--seed", str(seed)])
     trainer = Trainer(args, Context("cpu"), {**AUDIO_DEFAULTS, **h})
 
     def step(inp):
@@ -193,11 +200,12 @@ def _rss_bytes():
 
 
 def render_gan(rows, s):
-    header = ["## GAN training step of the recipe: `python -m train.hifigan` vs `--fused`", "",
+    header = ["## GAN training step of the recipe: `python -m train.hifigan`, eager vs its fused flags", "",
               "train.hifigan's Trainer.step: the discriminator step (MPD + MSD on G(x).detach()) then the generator "
-              "step (LSGAN + 2 x feature matching + 45 x mel L1, AdamW), fp32. eager and --fused start from the same "
-              "seeded weights; only the generator's path differs, so the discriminators' share of the step "
-              "bounds the gain. Peak memory as in the table above.", ""]
+              "step (LSGAN + 2 x feature matching + 45 x mel L1, AdamW), fp32. Every engine starts from the same "
+              "seeded weights. fused = --fused (the generator's ops); +concat_fwd = real and generated audio in one "
+              "discriminator pass; +fused_discriminators = the discriminators on conv1d_lrelu. Peak memory as in the "
+              "table above.", ""]
     if rows and rows[0]["status"] == GAN_SKIPPED:
         return "\n".join(header + [GAN_SKIPPED])
     body = []
