@@ -170,24 +170,27 @@ def test_inference_padding_needs_a_toolkit_that_has_one():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_fused_training_under_cpu_autocast(dtype):
     """`--amp` on CPU trains under autocast: the fused ops take autocast's dtype as conv1d does, and
-    their error against fp32 stays within twice eager autocast's (+ a small atol)."""
-    model = HiFiGAN(TINY, fused=True)
-    mel = torch.randn(2, 80, 7)
-    want = model(mel)
-    want.square().mean().backward()
-    want_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    results = {}
-    for fused in (True, False):
-        model.fused = fused
-        model.zero_grad()
-        with torch.autocast("cpu", dtype=dtype):
-            out = model(mel)
-        assert out.dtype == dtype
-        out.float().square().mean().backward()
-        results[fused] = (out.float(), {n: p.grad.clone() for n, p in model.named_parameters()})
-    err = {f: (out - want).abs().max().item() for f, (out, _) in results.items()}
-    assert err[True] <= 2 * err[False] + 1e-3, err
-    # gradients as one vector: per-parameter bf16 errors are too noisy to compare one by one
-    flat = lambda grads: torch.cat([grads[n].flatten() for n in want_grads])
-    gerr = {f: (flat(grads) - flat(want_grads)).norm().item() for f, (_, grads) in results.items()}
-    assert gerr[True] <= 2 * gerr[False] + torch.finfo(dtype).eps * flat(want_grads).norm().item(), gerr
+    their error against fp32 stays within twice eager autocast's (+ a small atol). Summed over 5 fresh
+    draws: per draw, both errors scatter from ~0.1 to ~20 ulps of the gradient's norm (measured over 120
+    seeds in fp16, the same spread for both paths), so one draw's ratio is a coin toss ~2% of the time."""
+    err, gerr, ulps = {True: 0.0, False: 0.0}, {True: 0.0, False: 0.0}, 0.0
+    for _ in range(5):
+        model = HiFiGAN(TINY, fused=True)
+        mel = torch.randn(2, 80, 7)
+        want = model(mel)
+        want.square().mean().backward()
+        want_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        # gradients as one vector: per-parameter low-precision errors are too noisy to compare one by one
+        flat = lambda grads: torch.cat([grads[n].flatten() for n in want_grads])
+        for fused in (True, False):
+            model.fused = fused
+            model.zero_grad()
+            with torch.autocast("cpu", dtype=dtype):
+                out = model(mel)
+            assert out.dtype == dtype
+            out.float().square().mean().backward()
+            err[fused] += (out.float() - want).abs().max().item()
+            gerr[fused] += (flat({n: p.grad for n, p in model.named_parameters()}) - flat(want_grads)).norm().item()
+        ulps += torch.finfo(dtype).eps * flat(want_grads).norm().item()
+    assert err[True] <= 2 * err[False] + 5e-3, err
+    assert gerr[True] <= 2 * gerr[False] + ulps, gerr
