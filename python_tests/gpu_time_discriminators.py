@@ -1,5 +1,6 @@
 """The recipe's whole GAN step (train.hifigan's Trainer.step: D step + G step) on a GPU, eager vs the fused
-flags, fp32 and --amp: `python python_tests/gpu_time_discriminators.py` (run by gpu_session.sh).
+flags, fp32 and --amp (fp16 on CUDA, bf16 autocast on CPU): `python python_tests/gpu_time_discriminators.py`
+(run by gpu_session.sh; `--device cpu` times the same on CPU, without peak memory).
 
 CUDA-event medians of --repeats steps after --warmup, the engines round-robin in one process; peak memory
 per engine from torch.cuda.max_memory_allocated over its own steps (reset before each engine's round)."""
@@ -68,7 +69,7 @@ def main():
         base = statistics.median(ms["eager"])
         for name in trainers:
             m = statistics.median(ms[name])
-            print(f"| {'amp fp16' if amp else 'fp32'} | {name} | {m:.1f} | {base / m:.2f}x | {peak[name]:.2f} |")
+            print(f"| {('amp fp16' if cuda else 'amp bf16') if amp else 'fp32'} | {name} | {m:.1f} | {base / m:.2f}x | {peak[name]:.2f} |")
         del trainers
 
 
