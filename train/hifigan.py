@@ -25,7 +25,8 @@ from vocoder_ext.checkpoint import CheckpointError, read_generator_checkpoint, s
 from vocoder_ext.models.config import AUDIO_DEFAULTS, ConfigError, resolve_config
 from vocoder_ext.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vocoder_ext.models import HiFiGAN
-from vocoder_ext.losses import MEL_LOSS_WEIGHT, STFT_RESOLUTIONS, discriminator_loss, feature_loss, generator_loss, stft_loss
+from vocoder_ext.losses import (MEL_LOSS_WEIGHT, STFT_RESOLUTIONS, discriminator_loss, feature_loss, generator_loss,
+                                stft_loss)
 
 from . import checkpoints, cli
 from .cli import UsageError
