@@ -120,3 +120,43 @@ OUTER_CONFIGS = [
 INTERPRETER_WN_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 32}
 INTERPRETER_ELEMENTWISE_CONFIG = {"BLOCK_T": 64}
 INTERPRETER_MIX_CONFIG = {"BLOCK_T": 32}
+
+# ---- The discriminators' conv1d_lrelu (kernels/conv1d_lrelu.py) -------------------------------------
+# Its conv kernels (the forward and grad_x) reduce over a flattened (channel, tap) axis: BLOCK_CI is the
+# dot's depth there, as in CONV_CONFIGS. Each element of their gathered tiles has index math of its own
+# (a div/mod per row and column), and grad_x loads two tiles (grad_out and out) per step: in fp32 the
+# 128-wide time tiles need 8 warps (at 4, grad_x spills on sm_90). 16-row tiles serve conv_post
+# (C_out = 1) and the MSD's narrow groups. Spill-free on sm_80 and sm_90 for generic and contiguous
+# arguments (checked with static_compile's compile + ptxas -v, 2026-11-26; the module is not yet in
+# `bench --static`'s default set).
+CONV1D_LRELU_CONFIGS = {
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 64}, num_warps=4, num_stages=2),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 128}, num_warps=8, num_stages=2),
+    ],
+    "fp16": [
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 32, "BLOCK_T": 128}, num_warps=4, num_stages=3),
+        triton.Config({"BLOCK_CO": 128, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+    ],
+}
+# Its weight gradient: [BLOCK_CO, BLOCK_CI of (channel, tap)] tiles, reducing over (time, column) with
+# BLOCK_T the dot's depth, as GRAD_WEIGHT_CONFIGS; at 4 warps the 32x32 (fp32) and 16x64 tiles spill on sm_90.
+CONV1D_LRELU_GRAD_WEIGHT_CONFIGS = {
+    "fp32": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 16}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 64, "BLOCK_T": 16}, num_warps=8, num_stages=2),
+    ],
+    "fp16": [
+        triton.Config({"BLOCK_CO": 32, "BLOCK_CI": 32, "BLOCK_T": 64}, num_warps=8, num_stages=2),
+        triton.Config({"BLOCK_CO": 64, "BLOCK_CI": 64, "BLOCK_T": 32}, num_warps=8, num_stages=3),
+        triton.Config({"BLOCK_CO": 16, "BLOCK_CI": 64, "BLOCK_T": 64}, num_warps=8, num_stages=3),
+    ],
+}
+# All three kernels under the interpreter: 16 everywhere (tl.dot's minimum depth), so that the tests'
+# small shapes still span several blocks of every axis.
+INTERPRETER_CONV1D_LRELU_CONFIG = {"BLOCK_CO": 16, "BLOCK_CI": 16, "BLOCK_T": 16}

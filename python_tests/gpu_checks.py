@@ -15,6 +15,8 @@ its kernels or raises), it checks on CUDA tensors:
 - a whole HiFiGAN (tiny config) on the fused path equals the eager model, forward and backward, and in
   inference (no autograd: where the forward-only kernels serve);
 - WaveGlow's ops and a small WaveGlow the same way (gpu_checks_waveglow.py);
+- conv1d_lrelu and the fused MPD and MSD the same way (gpu_checks_discriminators.py; the full-size
+  discriminators on CUDA tensors only, far too slow for the interpreter);
 - the fused model replays correctly inside a CUDA graph once its choices are made.
 Then once, with VOCODER_EXT_BACKEND=auto: the per-shape choice (vocoder_ext/runtime/autotune.py) times
 every candidate (each available backend and eager) with CUDA events and stores it.
@@ -46,7 +48,8 @@ BACKENDS = ("triton", "cuda")  # VOCODER_EXT_BACKEND values checked, in this ord
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 DTYPES = {"triton": (torch.float32, *LOW_PRECISION),  # fp64 on Triton runs the reference: nothing to check
           "cuda": (torch.float32, *LOW_PRECISION, torch.float64)}
-KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d", "wn_layer", "affine_coupling", "invertible_conv1x1")
+KERNEL_MODULES = ("lrelu_conv1d", "lrelu_conv_transpose1d", "wn_layer", "affine_coupling", "invertible_conv1x1",
+                  "conv1d_lrelu")
 
 
 class CountedKernel:
@@ -77,7 +80,7 @@ def count_launches():
 
 
 def kernel_ops(name):
-    """The fused ops that backend `name` has kernels for (Triton has none yet for some, e.g. conv1d_lrelu)."""
+    """The fused ops that backend `name` has kernels for (on Triton: kernels of their own, or a chain of an op's)."""
     from vocoder_ext.runtime import backend
     if name == "triton":
         return [op for op in backend.OPS if backend.TRITON_CHAINS.get(op, op) in backend.TRITON_OPS]
@@ -317,8 +320,11 @@ def check_backend(name, device, big, counts):
     if "conv1d_lrelu" in kernel_ops(name):
         n = check_conv1d_lrelu(device, big, DTYPES[name])
         print(f"[{name}] conv1d_lrelu: {n} (shape, dtype) cases forward and backward match")
-        n = check_discriminators(device)
-        print(f"[{name}] discriminators: fused MPD and MSD == eager in {n} runs (outputs and gradients)")
+        if device.type == "cuda":
+            n = check_discriminators(device)
+            print(f"[{name}] discriminators: fused MPD and MSD == eager in {n} runs (outputs and gradients)")
+        else:
+            print(f"[{name}] discriminators: skipped on {device.type} (full size: far too slow for the interpreter)")
     if name == "triton":
         assert counts and all(counts.values()), f"a Triton kernel never ran: {counts}"
     else:

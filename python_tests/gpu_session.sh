@@ -28,13 +28,15 @@ if ! stage build 300 python3 -m pip install -q --no-build-isolation --no-deps --
   tail -40 "$OUT/build.log"; printf '%s\n' "${summary[@]}"; exit 1
 fi
 python3 -c "import vocoder_ext; print(vocoder_ext.backends())" | tail -20
-# The CUDA C++ kernels (no JIT: quick) and Triton (JIT compiles on the other cores) side by side.
+# The CUDA C++ kernels (no JIT: quick) and Triton (JIT compiles on the other cores) side by side; Triton
+# launches each tile set's first config only (kernels/_launch.py): a correctness run, not a timing one.
 stage checks_cuda 200 python3 python_tests/gpu_checks.py --backends cuda &
-stage checks_triton 200 python3 python_tests/gpu_checks.py --backends triton --small &
+VOCODER_EXT_TRITON_FIRST_CONFIG=1 stage checks_triton ${TRITON_CHECKS_S:-300} python3 python_tests/gpu_checks.py \
+  --backends triton ${TRITON_CHECKS_FLAGS:-} &
 wait
 # (background stages' outcomes are in their logs' last lines)
 for f in checks_cuda checks_triton; do echo "== $f"; tail -15 "$OUT/$f.log"; done
-stage disc_timing 80 python3 python_tests/gpu_time_discriminators.py --warmup 2 --repeats 5
+stage disc_timing 120 python3 python_tests/gpu_time_discriminators.py --warmup 2 --repeats 5
 cat "$OUT/disc_timing.log"
 [ -n "${SKIP_BENCH:-}" ] || stage bench 120 python3 -m vocoder_ext bench --device cuda --configs v1,v2 --batches 1 --seconds 2 \
   --engines eager,fused,cuda --repeats 5 --dtypes fp32,fp16 --out "$OUT/bench"

@@ -59,7 +59,7 @@ def test_quick_writes_the_same_markdown_it_prints_and_states_the_setup(quick):
     s = report["settings"]
     assert (s["configs"], s["batches"], s["repeats"], s["seconds"], s["engines"]) == (["v2"], [1], 2, 0.2,
                                                                                        ["eager", "fused"])
-    assert s["sections"] == ["ops", "e2e", "train", "gan"]
+    assert s["sections"] == ["ops", "e2e", "train", "gan", "disc"]
     assert report["machine"]["logical_cpus"] >= 1 and report["date"]
 
 
@@ -151,6 +151,30 @@ def test_gan_table_times_the_recipes_whole_step(quick):
     for row in rows[2:]:
         assert row["first_step_losses"] == pytest.approx(rows[0]["first_step_losses"], rel=1e-2)
     assert rows[3]["first_step_losses"] == pytest.approx(rows[2]["first_step_losses"], rel=1e-4)
+
+
+def test_discriminator_table_times_the_whole_pass_and_each_layer(quick):
+    _, markdown, report = quick
+    whole, layers = report["disc"]["whole"], report["disc"]["layers"]
+    assert (whole["batch"], whole["samples"]) == (2, 2048)
+    assert whole["speedup"] == pytest.approx(whole["eager_s"] / whole["fused_s"], rel=1e-9)
+    assert whole["loss_rel_diff"] < 1e-4  # same weights and audio: fused == eager
+    # --quick: the period-2 MPD and the first MSD sub-discriminator, conv_post included
+    assert [r["layer"] for r in layers] == [f"mpd p2 conv{i}" for i in range(6)] + [f"msd s0 conv{i}" for i in range(8)]
+    mpd = layers[3]  # 512 -> 1024, K 5, stride 3, over the folded [B, C, T/2, 2]
+    assert (mpd["x_shape"][1], mpd["x_shape"][3], mpd["weight_shape"], mpd["stride"]) == (512, 2, [1024, 512, 5], 3)
+    msd = layers[6 + 4]  # 512 -> 1024, K 41, stride 4, 16 groups
+    assert (msd["weight_shape"], msd["stride"], msd["groups"]) == ([1024, 32, 41], 4, 16)
+    t_out = (msd["x_shape"][2] + 2 * 20 - 41) // 4 + 1
+    assert msd["flop"] == 2 * 2 * 1024 * 32 * 41 * t_out
+    table = md_table(markdown, "Discriminators")
+    assert len(table) == len(layers) + 1 and table[-1]["layer"] == "all layers"
+    for row, cells in zip(layers, table):
+        for name in ("forward", "backward"):
+            fused = statistics.median(row["timings"][f"fused {name}"]["seconds"])
+            assert row[f"fused_{name}_ms"] == pytest.approx(1e3 * fused, rel=1e-9)
+            assert close(cells[f"fused {name[:3]} ms"], 1e3 * fused)
+        assert row["fused_backward_gflops"] == pytest.approx(2 * row["flop"] / row["fused_backward_ms"] / 1e6)
 
 
 def test_missing_optional_packages_give_skipped_rows(tmp_path, monkeypatch):

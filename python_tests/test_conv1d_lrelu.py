@@ -36,6 +36,9 @@ CASES = [  # (C_in, C_out, K, stride, padding, groups, slope, T): the MSD's laye
     (48, 32, 41, 1, 20, 16, 0.1, 77), (32, 1, 3, 1, 1, 1, 1.0, 50), (1, 8, 5, 3, 2, 1, 0.1, 34),
     (8, 24, 5, 3, 2, 1, 0.1, 12), (6, 9, 2, 3, 0, 3, 0.2, 23), (5, 7, 3, 4, 4, 1, 0.1, 1), (4, 8, 7, 2, 3, 4, 1.0, 29),
     (16, 256, 5, 1, 2, 1, 0.1, 45),  # dense and wide: ATen's forward, our backward
+    # grouped with >= 512 output steps: our kernels both ways (shorter grouped ones above run on ATen's)
+    (16, 16, 41, 2, 20, 4, 0.1, 1031), (32, 48, 41, 4, 20, 16, 0.1, 2053), (6, 9, 2, 3, 0, 3, 0.2, 1541),
+    (48, 32, 41, 1, 20, 16, 0.1, 301),  # 301 steps: our forward, ATen's backward
 ]
 
 

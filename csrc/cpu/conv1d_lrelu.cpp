@@ -11,9 +11,10 @@
 //
 // Where oneDNN (ATen's conv) measured faster, it runs instead, with the same epilogue and leaky': the forward
 // of dense (groups 1) convs, and the backward of small or short ones. Measured on a 2-core AVX-512 EPYC, the
-// discriminators' shapes at 8192 samples: our forward wins on the MSD's grouped convs (1.0-2.3x) and loses
-// on dense ones (0.5-0.9x: oneDNN's blocked weights beat our per-call packing of a 20 MB weight); our
-// backward wins on wide layers with >= 32 output steps per column (1.3-1.6x) and loses on narrow or short ones.
+// discriminators' shapes at 8192 samples: our forward wins on the MSD's grouped convs with long outputs
+// (1.0-2.3x) and loses on dense ones (0.5-0.9x: oneDNN's blocked weights beat our per-call packing of a 20 MB
+// weight) and on grouped ones with few output steps (0.6-0.9x at <= 129); our backward wins on wide layers with
+// >= 32 output steps per column (1.3-1.6x) and on grouped ones with long outputs, and loses on the rest.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -57,13 +58,18 @@ PhaseTaps phase_taps(int64_t r, int64_t s, int64_t padding, int64_t k) {
 
 int64_t columns(const at::Tensor& x) { return x.dim() == 4 ? x.size(3) : 1; }
 
-bool own_forward(int64_t groups) { return groups > 1; }
-bool own_backward(int64_t groups, int64_t c_out, int64_t t_out) { return groups > 1 || (c_out >= 256 && t_out >= 32); }
+// outputs: T_out * W, the output positions per channel. Grouped convs with few of them (the MSD's later layers
+// at its pooled scales) went to oneDNN's side in the per-layer table of `bench --disc-only` (2026-11-26).
+bool own_forward(int64_t groups, int64_t outputs) { return groups > 1 && outputs >= 256; }
+bool own_backward(int64_t groups, int64_t c_out, int64_t t_out, int64_t outputs) {
+  return groups > 1 ? outputs >= 512 : c_out >= 256 && t_out >= 32;
+}
 
 // ATen's conv (oneDNN) of the same shapes: [B, C, T] conv1d, or [B, C, T, W] as a (K, 1) conv2d.
-at::Tensor aten_conv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t stride, int64_t padding) {
-  if (x.dim() == 4) return at::conv2d(x, w.unsqueeze(3), b, {stride, 1}, {padding, 0});
-  return at::conv1d(x, w, b, stride, padding);
+at::Tensor aten_conv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, int64_t stride, int64_t padding,
+                     int64_t groups) {
+  if (x.dim() == 4) return at::conv2d(x, w.unsqueeze(3), b, {stride, 1}, {padding, 0}, {1, 1}, groups);
+  return at::conv1d(x, w, b, stride, padding, 1, groups);
 }
 
 // Over the flattened (time, column) axis, a step of time is `cols` apart: the kernel's dilation, and its
@@ -74,8 +80,9 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
   const at::ScalarType ct = compute_dtype(x_in.scalar_type());
   const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
   const at::Tensor b = bias ? bias->to(ct).contiguous() : at::Tensor();
-  if (!own_forward(groups)) {
-    at::Tensor y = aten_conv(x, w, b, stride, padding);
+  const int64_t t_out_fwd = checks::conv_out_len(x.size(2), w.size(2), stride, padding);
+  if (!own_forward(groups, t_out_fwd * columns(x))) {
+    at::Tensor y = aten_conv(x, w, b, stride, padding, groups);
     if (slope != 1.0) at::leaky_relu_(y, slope);
     return y.to(x_in.scalar_type());
   }
@@ -128,7 +135,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   at::Tensor g = grad_out.to(ct).contiguous();
   if (slope != 1.0) g = at::where(out > 0, g, g * slope);  // leaky' from the output's sign (slope > 0)
   const auto dt = x_in.scalar_type();
-  if (!own_backward(groups, c_out, t_out)) {
+  if (!own_backward(groups, c_out, t_out, t_out * cols)) {
     auto [gx, gw, gb] = x.dim() == 4
         ? at::convolution_backward(g, x, w.unsqueeze(3), c10::IntArrayRef{c_out}, {stride, 1}, {padding, 0}, {1, 1},
                                    false, {0, 0}, groups, {true, true, true})

@@ -88,5 +88,23 @@ def _backward(ctx, backward_kernel, grad):
     return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None, None
 
 
+def _triton_forward(x, weight, bias, stride, padding, groups, slope):
+    from ..kernels import _launch, conv1d_lrelu as kernels
+    args = (x, weight, bias, stride, padding, groups, slope)
+    if x.dtype == torch.float64:  # the kernels take fp32/fp16/bf16: fp64 runs the reference
+        return _launch.fp64_reference("conv1d_lrelu", conv1d_lrelu_ref, *args)
+    return kernels.conv1d_lrelu_triton(*args)
+
+
+def _triton_backward(grad_out, out, x, weight, stride, padding, groups, slope):
+    """The schema's three gradients (grad_b always: the backward does not know whether there is a bias)."""
+    from ..kernels import _launch, conv1d_lrelu as kernels
+    args = (grad_out, out, x, weight, stride, padding, groups, slope)
+    if x.dtype == torch.float64:
+        return _launch.fp64_reference("conv1d_lrelu", conv1d_lrelu_backward_ref, *args)
+    return kernels.conv1d_lrelu_backward_triton(*args)
+
+
 OP = FusedOp("conv1d_lrelu", reference=conv1d_lrelu_ref, fake=_fake, setup_context=_setup_context,
-             backward=_backward, backward_reference=conv1d_lrelu_backward_ref, backward_fake=_fake_backward)
+             backward=_backward, backward_reference=conv1d_lrelu_backward_ref, backward_fake=_fake_backward,
+             triton_forward=_triton_forward, triton_backward=_triton_backward)

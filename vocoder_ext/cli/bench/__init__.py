@@ -1,6 +1,6 @@
 """`python -m vocoder_ext bench`: kernel microbenchmarks and end-to-end speed tables.
 
-Four sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
+Five sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
 OUT/bench.json (with the settings and the machine):
 
   ops    lrelu_conv1d (with a residual, as in the resblocks) at each distinct (C, T, K, dilation) of each
@@ -16,6 +16,9 @@ OUT/bench.json (with the settings and the machine):
          on), eager vs fused: step time, and peak memory measured in a fresh child process per engine.
   gan    the recipe's whole training step (train.hifigan: discriminator step + generator step), eager vs
          --fused: step time, steps/s, peak memory. Needs the `train` package (run from the repo root).
+  disc   the discriminators alone (MPD + MSD forward + backward at the gan section's batch, eager vs
+         fused=True), then each of their conv layers: conv1d_lrelu's forward and backward, eager vs the
+         op, with GFLOP/s (`--disc-only` runs just this section).
 
 --static runs none of these, only the static GPU resource report of the Triton kernels (registers,
 shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
@@ -40,7 +43,7 @@ alike. Round r feeds input r mod --inputs (a few different random inputs of the 
 shows medians; the JSON has every sample. Timings are wall clock (time.perf_counter) on the CPU.
 
 The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
-gan), cuda.py + cuda_markdown.py + forced.py (--device cuda), static.py + static_compile.py (--static,
+gan), discriminators.py (disc), cuda.py + cuda_markdown.py + forced.py (--device cuda), static.py + static_compile.py (--static,
 Triton) + static_cuda.py, static_cuda_parse.py, static_cuda_binary.py (--static, CUDA C++; ptxas_log.py
 for both), waveglow.py + waveglow_ops.py, waveglow_infer.py, waveglow_train.py, waveglow_common.py
 (--waveglow); options.py holds the
@@ -56,6 +59,7 @@ from ...runtime import backends
 from ...runtime.backend import OPS
 from ..common import UserError, write_outputs
 from . import cuda, waveglow
+from .discriminators import disc_section, render_disc
 from .inference import ENGINES, QUICK_ENGINES, e2e_section, render_e2e
 from .ops import ops_section, render_ops
 from .options import DEFAULT_OUT, FULL, QUICK, resolve_settings
@@ -88,6 +92,10 @@ def add_arguments(p):
                    help=f"mel frames per item of the recipe's training step (default: {FULL['gan_frames']})")
     only = p.add_mutually_exclusive_group()
     only.add_argument("--ops-only", action="store_true", help="only the op tables")
+    only.add_argument("--disc-only", action="store_true",
+                      help="only the discriminator table (MPD + MSD eager vs fused, whole and per layer)")
+    only.add_argument("--train-only", action="store_true",
+                      help="only the training tables: train, gan and disc")
     only.add_argument("--e2e-only", action="store_true", help="only the end-to-end tables (inference, training)")
     only.add_argument("--static", action="store_true",
                       help="only the static GPU resource report of the Triton kernels (registers, shared "
@@ -161,6 +169,8 @@ def run_sections(settings):
         report["train"] = train_section(configs, settings)
     if "gan" in settings["sections"]:
         report["gan"] = gan_section(configs, settings)
+    if "disc" in settings["sections"]:
+        report["disc"] = disc_section(settings)
     report["load_average"]["end"] = load_average()
     return report
 
@@ -192,4 +202,6 @@ def render_markdown(report):
         lines += ["", render_train(report["train"], s)]
     if "gan" in report:
         lines += ["", render_gan(report["gan"], s)]
+    if "disc" in report:
+        lines += ["", render_disc(report["disc"], s)]
     return "\n".join(lines)

@@ -75,5 +75,9 @@ def positive_ints(name, text):
 def sections(args):
     if args.ops_only:
         return ["ops"]
+    if getattr(args, "disc_only", False):
+        return ["disc"]
+    if getattr(args, "train_only", False):
+        return ["train", "gan", "disc"]
     chosen = ["e2e"] if args.e2e_only else ["ops", "e2e"]
-    return chosen if args.no_train else chosen + ["train", "gan"]
+    return chosen if args.no_train else chosen + ["train", "gan", "disc"]
