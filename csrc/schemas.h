@@ -35,13 +35,14 @@ inline void define_schemas(torch::Library& m) {
 
   // The discriminators' layers: y = leaky_relu(conv1d(x, weight, bias, stride, padding, groups), slope),
   // slope 1 = no activation (conv_post). x [B, C, T], or [B, C, T, W]: W columns convolved along T each (the
-  // MPD's (K, 1) conv2d). The backward takes the output: leaky' is read from its sign.
+  // MPD's (K, 1) conv2d). The backward takes the output: leaky' is read from its sign; output_mask says which of
+  // (grad_x, grad_w, grad_b) to compute (as ATen's convolution_backward), the others come back empty ([0]).
   m.def(
       "conv1d_lrelu(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int groups, float slope) "
       "-> Tensor");
   m.def(
       "conv1d_lrelu_backward(Tensor grad_out, Tensor out, Tensor x, Tensor weight, int stride, int padding, "
-      "int groups, float slope) -> (Tensor, Tensor, Tensor)");
+      "int groups, float slope, bool[3] output_mask=[True, True, True]) -> (Tensor, Tensor, Tensor)");
 
   // WaveGlow, [B, C, T/n_group] tensors. One WN layer: a = conv1d(audio, in_weight, in_bias, dilation,
   // "same") + cond (the layer's conditioning, precomputed from the mel); acts = tanh(a[:, :C]) *

@@ -22,6 +22,9 @@ Three @triton.jit kernels, each an implicit GEMM with tl.dot in fp32:
   t = ph + j*s, which only the taps k = ph + p (mod s) reach, from output position j + q - u for tap
   k0 + u*s (q = (ph + p - k0) / s, exact). The reduction runs over (output channel, u) of the group:
   weight^T tiles @ g gathered there; no product is wasted on a tap that cannot reach the phase.
+  A check of the gradients against a higher-precision reference must give both the same `out`: an fp32
+  output within rounding of 0 can have the other sign than an fp64 one (about one per 10^6 outputs at
+  1024 x 5 deep reductions), and leaky' there differs by (1 - slope) * g, one weight column in grad_x.
 - `_grad_weight_kernel`: grad_w[co, r] = sum_{b, t, w} g[b, co, t, w] * x[b, g*cg + ci, t*s + k - p, w]
   (r = ci*K + k as in the forward), one program per [BLOCK_CO, BLOCK_CI] tile of the group's weight and
   chunk of n, reducing over B and its chunk's blocks of n with tl.dot; grad_b (= g summed) rides along.

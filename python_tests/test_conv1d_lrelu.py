@@ -2,6 +2,8 @@
 against an independent float64 definition and the eager reference, forward and every gradient; strides 1..4,
 groups 1/4/16, K 2..41, odd lengths, non-contiguous inputs, no bias, slope 1 (no activation); gradcheck,
 opcheck; bad input."""
+import importlib
+
 import pytest
 import torch
 from torch.library import opcheck
@@ -115,3 +117,52 @@ def test_columns_are_the_mpds_conv2d(c_in, c_out, k, stride, padding, slope, t, 
     assert torch.autograd.gradcheck(
         lambda x, w, b: torch.ops.vocoder_ext.conv1d_lrelu(x, w, b, stride, padding, 1, slope),
         (x64[:1, :, :, :2], w64, b64))
+
+
+@needs_ext
+@pytest.mark.parametrize("groups,t", [(1, 40), (4, 1100)])  # ATen's backward; our own (grouped, long)
+def test_backward_computes_only_the_gradients_autograd_uses(monkeypatch, groups, t):
+    module = importlib.import_module("vocoder_ext.ops.conv1d_lrelu")  # the package exports the function too
+    masks, real = [], module.OP.backward
+
+    def spy(ctx, kernel, grad):
+        def recording(*args):
+            masks.append(list(args[-1]))
+            return kernel(*args)
+        return real(ctx, recording, grad)
+    monkeypatch.setattr(module.OP, "backward", spy)
+    producer = torch.nn.Conv1d(1, 8, 3, padding=1)  # the generator, in the recipe's generator step
+    w = (torch.randn(16, 8 // groups, 5) / 5).requires_grad_()
+    b = torch.randn(16, requires_grad=True)
+    audio = producer(torch.randn(2, 1, t))
+    y = ops.conv1d_lrelu(audio, w, b, 2, 2, groups, 0.1)
+    y.square().sum().backward(inputs=list(producer.parameters()), retain_graph=True)
+    assert masks[-1] == [True, False, True] and w.grad is None  # the weight's gradient is not computed
+    want = torch.autograd.grad(ops.conv1d_lrelu_ref(audio, w, b, 2, 2, groups, 0.1).square().sum(),
+                               list(producer.parameters()))
+    for got, expected in zip((p.grad for p in producer.parameters()), want):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    ops.conv1d_lrelu(audio.detach(), w, None, 2, 2, groups, 0.1).sum().backward()  # the discriminator step
+    assert masks[-1] == [False, True, False] and w.grad is not None
+
+    g = torch.randn_like(y)
+    full = torch.ops.vocoder_ext.conv1d_lrelu_backward(g, y.detach(), audio.detach(), w.detach(), 2, 2, groups, 0.1)
+    only_w = torch.ops.vocoder_ext.conv1d_lrelu_backward(g, y.detach(), audio.detach(), w.detach(), 2, 2, groups,
+                                                         0.1, [False, True, False])
+    assert only_w[0].numel() == 0 and only_w[2].numel() == 0
+    torch.testing.assert_close(only_w[1], full[1], rtol=0, atol=0)
+
+
+@needs_ext
+def test_bf16_runs_onednns_bf16_convs_as_eager_does():
+    """bf16 (the recipe's --amp on CPU): oneDNN's bf16 convs, the eager layer's own numbers, even for the grouped,
+    long layers our fp32 kernels would take."""
+    x = torch.randn(2, 16, 1100).bfloat16().requires_grad_()
+    w = (torch.randn(32, 4, 41) / 13).bfloat16().requires_grad_()
+    b = torch.randn(32).bfloat16().requires_grad_()
+    y = ops.conv1d_lrelu(x, w, b, 2, 20, 4, 0.1)
+    want = ops.conv1d_lrelu_ref(x, w, b, 2, 20, 4, 0.1)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, want)
+    g = torch.randn_like(y)
+    for got, expected in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g)):
+        assert got.dtype == torch.bfloat16 and torch.equal(got, expected)

@@ -88,6 +88,11 @@ def test_conv1d_lrelu(emulated, dtype, tol, c_in, c_out, k, stride, padding, gro
     g = sliced(tuple(y.shape), dtype)
     close(emulated.conv1d_lrelu_backward(g, y, x, w, *args), disc.conv1d_lrelu_backward_ref(g, y, x, w, *args),
           10 * tol)
+    for mask in ([True, False, True], [False, True, False]):  # the generator step's, the discriminator step's
+        got, want = (f(g, y, x, w, *args, mask) for f in (emulated.conv1d_lrelu_backward,
+                                                          disc.conv1d_lrelu_backward_ref))
+        assert [t.shape for t in got] == [t.shape for t in want]  # what autotune compares: [0] where masked off
+        close([t for t in got if t.numel()], [t for t in want if t.numel()], 10 * tol)
     if groups == 1:  # columns [B, C, T, W]: the MPD's (K, 1) conv2d
         x4 = torch.randn(2, c_in, t // 3 + 1, 5, dtype=dtype)
         y4 = disc.conv1d_lrelu_ref(x4, w, b, *args)

@@ -120,6 +120,63 @@ def test_low_precision_error_at_most_twice_eager(case, dtype, launches):
     assert all(launches[n].grids for n in KERNELS)
 
 
+# The fp32 tile sets a GPU runs (gpu_checks launches the first of each set alone), on the structure of the
+# MPD's 1024-channel layer (K 5, stride 1, padding 2, a sliced 2-column view, T not a multiple of the tile)
+# scaled down: several C_in tiles, a (channel, tap) reduction over many BLOCK_CI chunks with a partial last
+# one (og * K = 280 = 17.5 x 16), time x columns tiles that do (W 2) and do not (W 3) align to W, a stride-3
+# layer's phases. The interpreter's own 16-wide tiles (CASES) cannot show an indexing slip that needs a
+# 64- or 128-wide tile.
+GPU_TILE_CASES = [
+    (2, 48, 56, 5, 1, 2, 1, 0.1, 37, 2, True, "slice"),
+    (1, 40, 56, 5, 3, 2, 1, 0.1, 61, 3, True, "slice"),
+]
+
+
+@pytest.mark.parametrize("config", range(3), ids=lambda i: f"fp32-config{i}")
+@pytest.mark.parametrize("case", GPU_TILE_CASES, ids=_case_id)
+def test_gpu_fp32_tile_sets_match_reference(case, config, monkeypatch):
+    from vocoder_ext.kernels._tiles import CONV1D_LRELU_CONFIGS
+    tiles = CONV1D_LRELU_CONFIGS["fp32"]
+    if config >= len(tiles):
+        pytest.skip(f"the fp32 set has {len(tiles)} configs")
+    monkeypatch.setattr(K, "INTERPRETER_CONV1D_LRELU_CONFIG", dict(tiles[config].kwargs))
+    _check_case(case, torch.float32)
+
+
+def test_backward_takes_leaky_derivative_from_the_given_out():
+    """grad_x/grad_w/grad_b use the sign of the `out` passed in, and nothing else: flip the sign of one
+    output and the gradients move by exactly that output's term, (1 - slope) * g * its weight column (grad_x
+    at the K input positions it reads, for every input channel). This is how an fp32 output within rounding
+    of 0 (|pre-activation| ~ 1e-8..1e-6, about one per 10^6 outputs) gets the other sign than an fp64
+    reference: gradients vs a reference that takes leaky' from its *own* fp64 output then differ by one
+    weight x grad product (~1e-2 for 1024x5 reductions), which is what a GPU check reported for the
+    (2, 1024, 1024, 5, 1, 2, 1, 0.1, 303, 2) case, not a kernel error. Compare with the same `out` (as
+    _check_case does)."""
+    x, w, b, args = _inputs((1, 16, 32, 5, 1, 2, 1, 0.1, 19, 2, True, "slice"))
+    stride, padding, _, slope = args
+    y = K.conv1d_lrelu_triton(x, w, b, *args)
+    g = torch.randn_like(y)
+    co, t_out, col = 5, 7, 1
+    flipped = y.clone()
+    flipped[0, co, t_out, col] = -y[0, co, t_out, col]
+    base = K.conv1d_lrelu_backward_triton(g, y, x, w, *args)
+    got = K.conv1d_lrelu_backward_triton(g, flipped, x, w, *args)
+    ref64 = conv1d_lrelu_backward_ref(f64(g), f64(flipped), f64(x), f64(w), *args)
+    for name, out, r in zip(("grad_x", "grad_w", "grad_b"), got, ref64):
+        check_close(name, out, None, r, torch.float32)
+    # The difference: one output's term, scaled by +-(1 - slope).
+    gv = g[0, co, t_out, col].double()
+    term = (1 - slope) * gv * (1 if y[0, co, t_out, col] > 0 else -1)
+    want_dx = torch.zeros_like(f64(x))
+    for k in range(w.shape[2]):
+        t_in = t_out * stride + k - padding
+        if 0 <= t_in < x.shape[2]:
+            want_dx[0, :, t_in, col] = -term * f64(w)[co, :, k]
+    torch.testing.assert_close(f64(got[0]) - f64(base[0]), want_dx, rtol=0, atol=1e-6)
+    want_db = torch.zeros(w.shape[0], dtype=torch.float64)
+    want_db[co] = -term
+    torch.testing.assert_close(f64(got[2]) - f64(base[2]), want_db, rtol=0, atol=1e-6)
+
 def test_grad_weight_of_a_long_input_is_split_over_time(launches):
     # Few channels and taps, many outputs: the reduction runs in chunks added up afterwards.
     case = (2, 16, 16, 3, 1, 1, 1, 0.1, 200, 0, True, "contiguous")

@@ -21,6 +21,7 @@
 #include "../checks.h"
 #include "../polyphase.h"
 
+#include <array>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -31,6 +32,10 @@ namespace vocoder_ext::cpu {
 namespace {
 
 at::ScalarType compute_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// bf16 inputs (the recipe's --amp on CPU) go to oneDNN's bf16 convs whole: our kernels compute in fp32, which
+// measured 0.71x eager's bf16 step (2026-11-26), until they get a bf16 path of their own.
+bool oneDNN_bf16(const at::Tensor& x) { return x.scalar_type() == at::kBFloat16; }
 
 // x [B, C, T] or [B, C, T, W] -> [s, B, C, ceil(T / s) * W] with phase r holding x[:, :, r::s] (zeros past T),
 // columns innermost, contiguous.
@@ -77,11 +82,11 @@ at::Tensor aten_conv(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
 at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                             int64_t stride, int64_t padding, int64_t groups, double slope) {
   checks::check_conv1d_lrelu(c10::DeviceType::CPU, x_in, weight, bias, stride, padding, groups);
-  const at::ScalarType ct = compute_dtype(x_in.scalar_type());
+  const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
   const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
   const at::Tensor b = bias ? bias->to(ct).contiguous() : at::Tensor();
   const int64_t t_out_fwd = checks::conv_out_len(x.size(2), w.size(2), stride, padding);
-  if (!own_forward(groups, t_out_fwd * columns(x))) {
+  if (oneDNN_bf16(x_in) || !own_forward(groups, t_out_fwd * columns(x))) {
     at::Tensor y = aten_conv(x, w, b, stride, padding, groups);
     if (slope != 1.0) at::leaky_relu_(y, slope);
     return y.to(x_in.scalar_type());
@@ -117,39 +122,18 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
   return y.to(x_in.scalar_type());
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
-    const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& x_in, const at::Tensor& weight, int64_t stride,
-    int64_t padding, int64_t groups, double slope) {
-  checks::check_conv1d_lrelu(c10::DeviceType::CPU, x_in, weight, std::nullopt, stride, padding, groups);
-  const int64_t batch = x_in.size(0), c_in = x_in.size(1), t_in = x_in.size(2), cols = columns(x_in);
-  const int64_t c_out = weight.size(0), cg = weight.size(1), k = weight.size(2), og = c_out / groups;
-  const int64_t t_out = checks::conv_out_len(t_in, k, stride, padding);
-  std::vector<int64_t> out_shape{batch, c_out, t_out};
-  if (x_in.dim() == 4) out_shape.push_back(cols);
-  for (const at::Tensor* t : {&grad_out, &out})
-    TORCH_CHECK(t->sizes() == at::IntArrayRef(out_shape) && t->scalar_type() == x_in.scalar_type(),
-                "conv1d_lrelu_backward: grad_out and out must be ", x_in.scalar_type(), " ", at::IntArrayRef(out_shape),
-                ", got ", t->scalar_type(), " ", t->sizes());
-  const at::ScalarType ct = compute_dtype(x_in.scalar_type());
-  const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
-  at::Tensor g = grad_out.to(ct).contiguous();
-  if (slope != 1.0) g = at::where(out > 0, g, g * slope);  // leaky' from the output's sign (slope > 0)
-  const auto dt = x_in.scalar_type();
-  if (!own_backward(groups, c_out, t_out, t_out * cols)) {
-    auto [gx, gw, gb] = x.dim() == 4
-        ? at::convolution_backward(g, x, w.unsqueeze(3), c10::IntArrayRef{c_out}, {stride, 1}, {padding, 0}, {1, 1},
-                                   false, {0, 0}, groups, {true, true, true})
-        : at::convolution_backward(g, x, w, c10::IntArrayRef{c_out}, {stride}, {padding}, {1}, false, {0}, groups,
-                                   {true, true, true});
-    return {gx.to(dt), (x.dim() == 4 ? gw.squeeze(3) : gw).to(dt), gb.to(dt)};
-  }
-
+// The backward's own kernels: g = grad_out * leaky' [B, C_out, T_out(, W)], x [B, C_in, T(, W)], w [C_out,
+// C_in / groups, K], contiguous, in the compute dtype.
+at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
+                      int64_t groups) {
+  const int64_t batch = x.size(0), c_in = x.size(1), t_in = x.size(2), cols = columns(x);
+  const int64_t cg = w.size(1), k = w.size(2), og = w.size(0) / groups, t_out = g.size(2);
   // grad_x[j * s + r] gathers g through the taps k = r + P (mod s): per phase r of x, a stride-1 conv over g
   // (transposed weights [C_in/g rows of output, C_out/g of input], taps reversed), into phase-major rows
   // [s, B, C_in, ceil(T / s) * W] interleaved back at the end.
   const int64_t tq = (t_in + stride - 1) / stride;
   at::Tensor gx = at::empty({stride, batch, c_in, tq * cols}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(ct, "vocoder_ext_conv1d_lrelu_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "vocoder_ext_conv1d_lrelu_backward", [&] {
     for (int64_t r = 0; r < stride; ++r) {
       const Phase phase = transposed_conv_phase(r, stride, padding, k, tq * stride);
       at::Tensor dst = gx[r];
@@ -174,8 +158,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   at::Tensor grad_x = stride == 1 ? gx[0].view({batch, c_in, tq, cols})
                                   : gx.view({stride, batch, c_in, tq, cols}).permute({1, 2, 3, 0, 4})
                                         .reshape({batch, c_in, tq * stride, cols}).narrow(2, 0, t_in);
-  grad_x = x_in.dim() == 4 ? grad_x.contiguous() : grad_x.reshape({batch, c_in, t_in});
+  return x.dim() == 4 ? grad_x.contiguous() : grad_x.reshape({batch, c_in, t_in});
+}
 
+at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
+                      int64_t groups) {
+  const int64_t batch = x.size(0), c_in = x.size(1), cols = columns(x), tq = (x.size(2) + stride - 1) / stride;
+  const int64_t c_out = w.size(0), cg = w.size(1), k = w.size(2), og = c_out / groups, t_out = g.size(2);
   // grad_w[:, :, k] = sum over (b, j, column) of g[b, :, j] x[b, :, j * s + k - P], per group: one product per
   // tap, (batch, time, column) flattened into the reduction. Tap k reads phase r = (k - P) mod s at j + q.
   const at::Tensor xp = phases(x, stride).view({stride, batch, c_in, tq, cols});
@@ -197,8 +186,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
     at::Tensor dst = grad_w[kk];
     at::bmm_out(dst, gg, xk.transpose(1, 2));
   }
-  const at::Tensor grad_b = x_in.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}) : g.sum(at::IntArrayRef{0, 2});
-  return {grad_x.to(dt), grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k}).to(dt), grad_b.to(dt)};
+  return grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k});
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
+    const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& x_in, const at::Tensor& weight, int64_t stride,
+    int64_t padding, int64_t groups, double slope, std::array<bool, 3> output_mask) {
+  checks::check_conv1d_lrelu(c10::DeviceType::CPU, x_in, weight, std::nullopt, stride, padding, groups);
+  const int64_t batch = x_in.size(0), cols = columns(x_in), c_out = weight.size(0);
+  const int64_t t_out = checks::conv_out_len(x_in.size(2), weight.size(2), stride, padding);
+  std::vector<int64_t> out_shape{batch, c_out, t_out};
+  if (x_in.dim() == 4) out_shape.push_back(cols);
+  for (const at::Tensor* t : {&grad_out, &out})
+    TORCH_CHECK(t->sizes() == at::IntArrayRef(out_shape) && t->scalar_type() == x_in.scalar_type(),
+                "conv1d_lrelu_backward: grad_out and out must be ", x_in.scalar_type(), " ", at::IntArrayRef(out_shape),
+                ", got ", t->scalar_type(), " ", t->sizes());
+  const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
+  const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
+  at::Tensor g = grad_out.to(ct).contiguous();
+  if (slope != 1.0) g = at::where(out > 0, g, g * slope);  // leaky' from the output's sign (slope > 0)
+  const auto dt = x_in.scalar_type();
+  const at::Tensor none = at::empty({0}, x_in.options());  // what a masked-off gradient comes back as
+  if (oneDNN_bf16(x_in) || !own_backward(groups, c_out, t_out, t_out * cols)) {
+    auto [gx, gw, gb] = x.dim() == 4
+        ? at::convolution_backward(g, x, w.unsqueeze(3), c10::IntArrayRef{c_out}, {stride, 1}, {padding, 0}, {1, 1},
+                                   false, {0, 0}, groups, output_mask)
+        : at::convolution_backward(g, x, w, c10::IntArrayRef{c_out}, {stride}, {padding}, {1}, false, {0}, groups,
+                                   output_mask);
+    return {output_mask[0] ? gx.to(dt) : none, output_mask[1] ? (x.dim() == 4 ? gw.squeeze(3) : gw).to(dt) : none,
+            output_mask[2] ? gb.to(dt) : none};
+  }
+  return {output_mask[0] ? own_grad_x(g, x, w, stride, padding, groups).to(dt) : none,
+          output_mask[1] ? own_grad_w(g, x, w, stride, padding, groups).to(dt) : none,
+          output_mask[2] ? (x.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}) : g.sum(at::IntArrayRef{0, 2})).to(dt)
+                         : none};
 }
 
 }  // namespace

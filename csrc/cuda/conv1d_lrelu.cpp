@@ -6,6 +6,7 @@
 // (from the output's sign); grad_x is the transposed conv of g, one launch per phase of x (polyphase.h);
 // grad_w the product of g with x read every `stride` steps. Columns ([B, C, T, W], the MPD) become batch
 // items [B * W, C, T] (one copy each way).
+#include <array>
 #include <optional>
 #include <tuple>
 
@@ -57,12 +58,13 @@ at::Tensor conv1d_lrelu_cuda(const at::Tensor& x_in, const at::Tensor& weight, c
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cuda(
     const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& x_in, const at::Tensor& weight, int64_t stride,
-    int64_t padding, int64_t groups, double slope) {
+    int64_t padding, int64_t groups, double slope, std::array<bool, 3> output_mask) {
   checks::check_conv1d_lrelu(kDevice, x_in, weight, std::nullopt, stride, padding, groups);
   if (x_in.dim() == 4) {
     auto [gx, gw, gb] = conv1d_lrelu_backward_cuda(columns_as_batch(grad_out), columns_as_batch(out),
-                                                   columns_as_batch(x_in), weight, stride, padding, groups, slope);
-    return {batch_as_columns(gx, x_in.size(3)), gw, gb};
+                                                   columns_as_batch(x_in), weight, stride, padding, groups, slope,
+                                                   output_mask);
+    return {output_mask[0] ? batch_as_columns(gx, x_in.size(3)) : gx, gw, gb};
   }
   const int64_t batch = x_in.size(0), t_in = x_in.size(2);
   const int64_t c_out = weight.size(0), cg = weight.size(1), k = weight.size(2), og = c_out / groups;
@@ -75,12 +77,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cuda(
   const DeviceGuard guard(x_in.device());
   const at::Tensor x = unit_time(x_in);
   const at::Tensor g = slope == 1.0 ? unit_time(grad_out) : at::where(out > 0, grad_out, grad_out * slope).contiguous();
-  at::Tensor grad_x = at::zeros_like(x, at::MemoryFormat::Contiguous);  // phases no tap reaches stay zero
-  at::Tensor grad_w = at::empty({c_out, cg, k}, x.options().dtype(acc_type(x)));
-  for (int64_t gi = 0; gi < groups; ++gi) {
+  const at::Tensor none = at::empty({0}, x.options());  // what a masked-off gradient comes back as
+  at::Tensor grad_x = output_mask[0] ? at::zeros_like(x, at::MemoryFormat::Contiguous)  // phases no tap reaches stay 0
+                                     : none;
+  at::Tensor grad_w = output_mask[1] ? at::empty({c_out, cg, k}, x.options().dtype(acc_type(x))) : none;
+  for (int64_t gi = 0; gi < groups && (output_mask[0] || output_mask[1]); ++gi) {
     const at::Tensor wg = weight.narrow(0, gi * og, og), gg = g.narrow(1, gi * og, og);
-    at::Tensor xg = grad_x.narrow(1, gi * cg, cg);
-    for (int64_t r = 0; r < stride && r < t_in; ++r) {  // grad_x: the transposed conv, phase by phase
+    at::Tensor xg = output_mask[0] ? grad_x.narrow(1, gi * cg, cg) : at::Tensor();
+    for (int64_t r = 0; output_mask[0] && r < stride && r < t_in; ++r) {  // grad_x: the transposed conv, by phase
       const Phase phase = transposed_conv_phase(r, stride, padding, k, t_in);
       if (phase.taps == 0) continue;
       const int64_t k0 = phase.first_tap, taps = phase.taps;
@@ -96,11 +100,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cuda(
       p.batch = batch, p.c_in = og, p.c_out = cg, p.k = taps, p.pad = phase.pad, p.t_out = phase.outputs;
       launched(conv1d(p, stream()));
     }
-    grad_w.narrow(0, gi * og, og).copy_(grad_weight(gg, 1.0, x.narrow(1, gi * cg, cg), Prologue::kLeaky, 1.0, k,
-                                                    stride, 1, padding));
+    if (output_mask[1])
+      grad_w.narrow(0, gi * og, og).copy_(grad_weight(gg, 1.0, x.narrow(1, gi * cg, cg), Prologue::kLeaky, 1.0, k,
+                                                      stride, 1, padding));
   }
-  const at::Tensor grad_b = at::sum(g, at::IntArrayRef{0, 2}, false, acc_type(x));
-  return {grad_x, grad_w.to(x.scalar_type()), grad_b.to(x.scalar_type())};
+  const at::Tensor grad_b = output_mask[2] ? at::sum(g, at::IntArrayRef{0, 2}, false, acc_type(x)) : none;
+  return {grad_x, output_mask[1] ? grad_w.to(x.scalar_type()) : none, grad_b.to(x.scalar_type())};
 }
 
 }  // namespace

@@ -6,10 +6,14 @@ activation (conv_post). x may also be [B, C_in, T, W]: W columns, each convolved
 which is the MPD's (K, 1) conv2d over its folded [B, C, T/p, p] audio.
 
 The backward takes the forward's output instead of its pre-activation: with slope > 0, leaky-ReLU keeps
-the sign, so leaky' is read from the output (nothing else is stored).
+the sign, so leaky' is read from the output (nothing else is stored). It computes only the gradients autograd
+will use (its output_mask, as ATen's convolution_backward): the recipe's generator step backpropagates through
+the discriminators to the generator alone (`backward(inputs=...)`), where their weight gradients would be
+about half the backward's work for nothing.
 """
 import torch
 import torch.nn.functional as F
+from torch.autograd.graph import _get_grad_fn_or_grad_acc
 
 from ._checks import autocast_inputs, check_positive_int, check_shape, check_tensor
 from .registry import FusedOp
@@ -24,16 +28,27 @@ def conv1d_lrelu_ref(x, weight, bias, stride, padding, groups, slope):
     return y if slope == 1.0 else F.leaky_relu(y, slope)
 
 
-def conv1d_lrelu_backward_ref(grad_out, out, x, weight, stride, padding, groups, slope):
-    """Gradients (x, weight, bias) of conv1d_lrelu, leaky' read from the output's sign."""
+def conv1d_lrelu_backward_ref(grad_out, out, x, weight, stride, padding, groups, slope,
+                              output_mask=(True, True, True)):
+    """Gradients (x, weight, bias) of conv1d_lrelu, leaky' read from the output's sign; those output_mask leaves
+    out come back as empty tensors."""
     g = grad_out if slope == 1.0 else torch.where(out > 0, grad_out, grad_out * slope)
+    mask = [bool(m) for m in output_mask]
     if x.dim() == 4:
-        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+        grads = list(torch.ops.aten.convolution_backward(
             g, x, weight.unsqueeze(3), [weight.shape[0]], [stride, 1], [padding, 0], [1, 1], False, [0, 0], groups,
-            [True, True, True])
-        return grad_x, grad_w.squeeze(3), grad_b
-    return torch.ops.aten.convolution_backward(g, x, weight, [weight.shape[0]], [stride], [padding], [1], False, [0],
-                                               groups, [True, True, True])
+            mask))
+        if mask[1]:
+            grads[1] = grads[1].squeeze(3)
+    else:
+        grads = list(torch.ops.aten.convolution_backward(g, x, weight, [weight.shape[0]], [stride], [padding], [1],
+                                                         False, [0], groups, mask))
+    return tuple(gr if m else x.new_empty(0) for gr, m in zip(grads, mask))
+
+
+def masked(grads, output_mask):
+    """The schema's contract for a backward that computed everything: what output_mask leaves out, empty."""
+    return tuple(g if m else g.new_empty(0) for g, m in zip(grads, output_mask))
 
 
 def _out_len(t, k, stride, padding):
@@ -71,8 +86,9 @@ def _fake(x, weight, bias, stride, padding, groups, slope):
     return x.new_empty((x.shape[0], weight.shape[0], t_out, *x.shape[3:]))
 
 
-def _fake_backward(grad_out, out, x, weight, stride, padding, groups, slope):
-    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[0],))
+def _fake_backward(grad_out, out, x, weight, stride, padding, groups, slope, output_mask=(True, True, True)):
+    return masked((torch.empty_like(x), torch.empty_like(weight), weight.new_empty((weight.shape[0],))),
+                  output_mask)
 
 
 def _setup_context(ctx, inputs, output):
@@ -82,10 +98,33 @@ def _setup_context(ctx, inputs, output):
     ctx.has_bias = bias is not None
 
 
+def _will_use(ctx, i, node):
+    """Whether autograd will use the gradient of input i, whose autograd node is `node`: it must need it, and
+    this backward pass must reach it (not so for the discriminators' weights in a `backward(inputs=generator
+    parameters)` pass, which ctx.needs_input_grad, fixed at forward time, cannot tell)."""
+    if not ctx.needs_input_grad[i] or node is None:
+        return ctx.needs_input_grad[i]
+    try:
+        return torch._C._will_engine_execute_node(node)
+    except RuntimeError:  # a leaf's node under torch.autograd.grad(): not answered there, so compute it
+        return True
+
+
+def _node(t):
+    """t's autograd node: its grad_fn, or a leaf's AccumulateGrad (found through a view, so grad mode on)."""
+    if t is None or not t.requires_grad:
+        return None
+    with torch.enable_grad():
+        return _get_grad_fn_or_grad_acc(t)
+
+
 def _backward(ctx, backward_kernel, grad):
     out, x, weight = ctx.saved_tensors
-    grad_x, grad_w, grad_b = backward_kernel(grad, out, x, weight, *ctx.args)
-    return grad_x, grad_w, grad_b if ctx.has_bias else None, None, None, None, None
+    # grad_b (a sum) whenever the bias needs it: the bias is not saved, so its node is not at hand here
+    mask = [_will_use(ctx, 0, _node(x)), _will_use(ctx, 1, _node(weight)), ctx.has_bias and ctx.needs_input_grad[2]]
+    grad_x, grad_w, grad_b = backward_kernel(grad, out, x, weight, *ctx.args, mask)
+    return (grad_x if mask[0] else None, grad_w if mask[1] else None, grad_b if mask[2] else None,
+            None, None, None, None)
 
 
 def _triton_forward(x, weight, bias, stride, padding, groups, slope):
@@ -96,13 +135,13 @@ def _triton_forward(x, weight, bias, stride, padding, groups, slope):
     return kernels.conv1d_lrelu_triton(*args)
 
 
-def _triton_backward(grad_out, out, x, weight, stride, padding, groups, slope):
-    """The schema's three gradients (grad_b always: the backward does not know whether there is a bias)."""
+def _triton_backward(grad_out, out, x, weight, stride, padding, groups, slope, output_mask=(True, True, True)):
+    """The schema's three gradients, those output_mask leaves out empty (the kernels compute all three)."""
     from ..kernels import _launch, conv1d_lrelu as kernels
     args = (grad_out, out, x, weight, stride, padding, groups, slope)
     if x.dtype == torch.float64:
-        return _launch.fp64_reference("conv1d_lrelu", conv1d_lrelu_backward_ref, *args)
-    return kernels.conv1d_lrelu_backward_triton(*args)
+        return _launch.fp64_reference("conv1d_lrelu", conv1d_lrelu_backward_ref, *args, output_mask)
+    return masked(kernels.conv1d_lrelu_backward_triton(*args), output_mask)
 
 
 OP = FusedOp("conv1d_lrelu", reference=conv1d_lrelu_ref, fake=_fake, setup_context=_setup_context,
