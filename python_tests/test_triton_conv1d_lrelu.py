@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 import torch
+from gpu_checks_discriminators import _losses, _run  # the GPU check's loss over every output, and its pass
 from triton_helpers import cdiv, check_close, count_kernels, f64, random_x
 
 from vocoder_ext import ops
@@ -303,21 +304,6 @@ def _narrowed(model, factor=8, keep=None):
         d.convs = torch.nn.ModuleList(narrow(c) for c in d.convs)
         d.conv_post = narrow(d.conv_post)
     return model
-
-
-def _losses(outputs):
-    y_d_rs, y_d_gs, fmap_rs, fmap_gs = outputs
-    total = sum(((1 - r) ** 2).mean() + (g ** 2).mean() for r, g in zip(y_d_rs, y_d_gs))
-    return total + sum(((a - b) ** 2).mean() for fr, fg in zip(fmap_rs, fmap_gs) for a, b in zip(fr, fg))
-
-
-def _run(model, y, y_hat):
-    model.zero_grad()
-    y_hat = y_hat.clone().requires_grad_()
-    out = model(y, y_hat)
-    _losses(out).backward()
-    flat = [t for group in out for item in group for t in (item if isinstance(item, list) else [item])]
-    return flat + [y_hat.grad] + [p.grad for p in model.parameters()]
 
 
 @pytest.mark.parametrize("kind", ["mpd", "msd"])
