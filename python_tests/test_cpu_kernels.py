@@ -99,8 +99,10 @@ def test_lrelu_conv_transpose1d_matches_reference(c_in, c_out, t, k, stride, pad
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_inputs_computed_in_fp32(dtype, isa):
-    """Error vs an fp64 reference within 2x eager PyTorch's own error at that precision (+ atol)."""
+def test_half_inputs_within_twice_eager_error(dtype, isa):
+    """fp16 is computed in fp32, bf16 with bf16 products and fp32 sums where the ISA has AVX512_BF16
+    (test_cpu_bf16.py), else in fp32: error vs an fp64 reference within 2x eager PyTorch's own error at that
+    precision (+ atol)."""
     x = torch.randn(2, 16, 301)
     w = torch.randn(16, 16, 7) / 11
     b, r = torch.randn(16), torch.randn(2, 16, 301)
@@ -142,7 +144,7 @@ def test_kernel_rejects_bad_input_clearly(call, msg):
 
 def test_unsupported_isa_request_is_an_error(monkeypatch):
     monkeypatch.setenv("VOCODER_EXT_CPU_ISA", "sse9")
-    with pytest.raises(RuntimeError, match="VOCODER_EXT_CPU_ISA must be avx512, avx2 or generic; got 'sse9'"):
+    with pytest.raises(RuntimeError, match="VOCODER_EXT_CPU_ISA must be avx512_bf16, avx512, avx2 or generic; got 'sse9'"):
         torch.ops.vocoder_ext.lrelu_conv1d(torch.randn(1, 2, 5), torch.randn(3, 2, 3), None)
 
 

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../pointwise.h"
@@ -36,6 +38,36 @@ static inline const S* gather_block(const Conv1dParamsT<S>& p, int64_t co0, S* d
   return dst;
 }
 
+// bf16 bits of f, rounded to nearest even (as c10::BFloat16 rounds); NaN stays a quiet NaN.
+static inline uint32_t bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+// The bf16 kernel's weight block: dst[cp][k][m] = bf16 pair (w[co0 + m][2cp][k], w[co0 + m][2cp + 1][k]),
+// the second 0 past c_in (an odd c_in gets a zero channel).
+static inline void gather_block_pairs(const Conv1dParams& p, int64_t co0, uint32_t* dst, int64_t group = 0) {
+  const int64_t pairs = (p.c_in + 1) / 2;
+  for (int m = 0; m < kConvMO; ++m) {
+    const float* src = p.w + group * p.w_group + std::min<int64_t>(co0 + m, p.c_out - 1) * p.w_co;
+    for (int64_t cp = 0; cp < pairs; ++cp)
+      for (int64_t kk = 0; kk < p.k; ++kk) {
+        const int64_t ci = 2 * cp;
+        const uint32_t lo = bf16_bits(src[ci * p.w_ci + kk * p.w_k]);
+        const uint32_t hi = ci + 1 < p.c_in ? bf16_bits(src[(ci + 1) * p.w_ci + kk * p.w_k]) : 0u;
+        dst[(cp * p.k + kk) * kConvMO + m] = lo | (hi << 16);
+      }
+  }
+}
+
+// Whether V multiplies bf16 pairs (V::kBf16Pairs) instead of scalars.
+template <class V, class = void>
+struct UsesBf16Pairs : std::false_type {};
+template <class V>
+struct UsesBf16Pairs<V, std::void_t<decltype(V::kBf16Pairs)>> : std::bool_constant<V::kBf16Pairs> {};
+
 template <class V, int NT>
 static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int64_t task_begin, int64_t task_end,
                          typename V::Scalar* act) {
@@ -47,10 +79,13 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
   const int64_t tiles = (p.t_out + p.tile_len - 1) / p.tile_len;
   const int64_t row = act_row_len(p.tile_len, kBlock, K, d);
   S* wscratch = act + p.c_in * row;  // one block's weights, when not pre-gathered
-  const int64_t taps = p.c_in * K;
+  // The bf16 kernel stages and multiplies pairs of input channels: a 32-bit element holds (2cp, 2cp + 1).
+  constexpr bool kPairs = UsesBf16Pairs<V>::value;
+  const int64_t rows = kPairs ? (p.c_in + 1) / 2 : p.c_in;
+  const int64_t taps = rows * K;
   const int64_t groups = p.groups > 1 ? p.groups : 1, blocks_per_group = (p.c_out + MO - 1) / MO;
-  std::vector<int64_t> tap_off(taps);  // staged-input offset of tap (ci, k)
-  for (int64_t ci = 0; ci < p.c_in; ++ci)
+  std::vector<int64_t> tap_off(taps);  // staged-input offset of tap (row, k)
+  for (int64_t ci = 0; ci < rows; ++ci)
     for (int64_t kk = 0; kk < K; ++kk) tap_off[ci * K + kk] = ci * row + kk * d;
 
   for (int64_t task = task_begin; task < task_end; ++task) {
@@ -62,15 +97,27 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
     // this equals zero-padding the activated input).
     const int64_t lo = std::clamp<int64_t>(pad - t0, 0, row);              // first j inside [0, t_in)
     const int64_t hi = std::clamp<int64_t>(p.t_in - t0 + pad, lo, row);   // one past the last
-    for (int64_t ci = 0; ci < p.c_in; ++ci) {
-      const S* src = p.x + (b * p.c_in + ci) * p.x_row + (t0 - pad);
-      S* ar = act + ci * row;
-      const S s = p.slope;
-      for (int64_t j = 0; j < lo; ++j) ar[j] = S(0);
-      for (int64_t j = lo; j < hi; ++j) {
-        ar[j] = leaky_relu(src[j], s);
+    if constexpr (kPairs) {
+      uint32_t* const pairs = reinterpret_cast<uint32_t*>(act);
+      for (int64_t cp = 0; cp < rows; ++cp) {
+        const S* src0 = p.x + (b * p.c_in + 2 * cp) * p.x_row + (t0 - pad);
+        const S* src1 = 2 * cp + 1 < p.c_in ? src0 + p.x_row : nullptr;
+        uint32_t* ar = pairs + cp * row;
+        std::fill(ar, ar + lo, 0u);
+        V::stage_pairs(src0 + lo, src1 ? src1 + lo : nullptr, ar + lo, hi - lo, p.slope);
+        std::fill(ar + hi, ar + row, 0u);
       }
-      for (int64_t j = hi; j < row; ++j) ar[j] = S(0);
+    } else {
+      for (int64_t ci = 0; ci < p.c_in; ++ci) {
+        const S* src = p.x + (b * p.c_in + ci) * p.x_row + (t0 - pad);
+        S* ar = act + ci * row;
+        const S s = p.slope;
+        for (int64_t j = 0; j < lo; ++j) ar[j] = S(0);
+        for (int64_t j = lo; j < hi; ++j) {
+          ar[j] = leaky_relu(src[j], s);
+        }
+        for (int64_t j = hi; j < row; ++j) ar[j] = S(0);
+      }
     }
 
     for (int64_t co0 = 0; co0 < p.c_out; co0 += MO) {
@@ -78,8 +125,10 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
       // whole call, or gathered here from any layout. Rows past c_out repeat the last one; their
       // results are not stored.
       const int64_t group = b % groups;
-      const S* wb = p.w_packed ? p.w_packed + (group * blocks_per_group + co0 / MO) * taps * MO
-                               : gather_block(p, co0, wscratch, group);
+      const int64_t block_at = (group * blocks_per_group + co0 / MO) * taps * MO;
+      const S* wb = nullptr;
+      if constexpr (!kPairs)
+        wb = p.w_packed ? p.w_packed + block_at : gather_block(p, co0, wscratch, group);
       for (int64_t n0 = 0; n0 < len; n0 += kBlock) {
         typename V::Reg acc[MO][NT];
 #pragma GCC unroll 8
@@ -89,18 +138,36 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
 
         // One flat loop over (ci, k) taps keeps the accumulators in registers (GCC spills them
         // across nested loops).
-        const S* a0 = act + n0;
-        for (int64_t j = 0; j < taps; ++j) {
-          const S* a = a0 + tap_off[j];
-          const S* wk = wb + j * MO;
-          typename V::Reg xv[NT];
+        if constexpr (kPairs) {
+          const uint32_t* a0 = reinterpret_cast<const uint32_t*>(act) + n0;
+          const uint32_t* wp = p.w_pairs + block_at;
+          for (int64_t j = 0; j < taps; ++j) {
+            const uint32_t* a = a0 + tap_off[j];
+            const uint32_t* wk = wp + j * MO;
+            typename V::Pairs xv[NT];
 #pragma GCC unroll 8
-          for (int n = 0; n < NT; ++n) xv[n] = V::loadu(a + n * W);
+            for (int n = 0; n < NT; ++n) xv[n] = V::load_pairs(a + n * W);
 #pragma GCC unroll 8
-          for (int m = 0; m < MO; ++m) {
-            const typename V::Reg wv = V::set1(wk[m]);
+            for (int m = 0; m < MO; ++m) {
+              const typename V::Pairs wv = V::set1_pairs(wk[m]);
 #pragma GCC unroll 8
-            for (int n = 0; n < NT; ++n) acc[m][n] = V::fmadd(wv, xv[n], acc[m][n]);
+              for (int n = 0; n < NT; ++n) acc[m][n] = V::dot_pairs(acc[m][n], wv, xv[n]);
+            }
+          }
+        } else {
+          const S* a0 = act + n0;
+          for (int64_t j = 0; j < taps; ++j) {
+            const S* a = a0 + tap_off[j];
+            const S* wk = wb + j * MO;
+            typename V::Reg xv[NT];
+#pragma GCC unroll 8
+            for (int n = 0; n < NT; ++n) xv[n] = V::loadu(a + n * W);
+#pragma GCC unroll 8
+            for (int m = 0; m < MO; ++m) {
+              const typename V::Reg wv = V::set1(wk[m]);
+#pragma GCC unroll 8
+              for (int n = 0; n < NT; ++n) acc[m][n] = V::fmadd(wv, xv[n], acc[m][n]);
+            }
           }
         }
 

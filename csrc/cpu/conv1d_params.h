@@ -14,6 +14,8 @@ struct Conv1dParamsT {
   const S* w;             // tap u of (co, ci) at w[co * w_co + ci * w_ci + u * w_k]: any layout,
   int64_t w_co, w_ci, w_k;  // so transposed / flipped / phase-sliced weights need no copy
   const S* w_packed;      // optional: w already gathered as [groups][ceil(c_out / kConvMO)][c_in][k][kConvMO]
+  const uint32_t* w_pairs;  // the bf16 kernel's weights (required there): bf16 pairs of input channels (2cp low,
+                            // 2cp + 1 high, 0 past c_in) as [groups][ceil(c_out / kConvMO)][ceil(c_in / 2)][k][kConvMO]
   int64_t groups;         // 0 or 1: one weight set. g > 1: batch item b uses group b % g's weights, at
   int64_t w_group;        // w + (b % g) * w_group and bias + (b % g) * c_out: a grouped conv as [B * g, C / g, T]
   const S* bias;          // [c_out] or nullptr
@@ -45,12 +47,16 @@ inline int64_t act_row_len(int64_t tile_len, int64_t block, int64_t k, int64_t d
 // Each processes tasks [task_begin, task_end) (task = b * tiles + tile) using `act` as scratch:
 // c_in * act_row_len(...) staged inputs, then c_in * k * kConvMO weights.
 void conv1d_tiles_avx512(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
+// bf16 products, fp32 sums (AVX512_BF16's vdpbf16ps): inputs and weights rounded to bf16 (nearest even),
+// accumulation, bias and epilogue in fp32. Reads p.w_pairs, not p.w.
+void conv1d_tiles_avx512_bf16(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
 void conv1d_tiles_avx2(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
 // Portable builds (no ISA pragma): float for CPUs without AVX2, double for float64 inputs.
 void conv1d_tiles_generic(const Conv1dParams& p, int64_t task_begin, int64_t task_end, float* act);
 void conv1d_tiles_generic(const Conv1dParamsT<double>& p, int64_t task_begin, int64_t task_end, double* act);
 // Time steps per register block of each build (for sizing the scratch rows).
 int64_t conv1d_block_avx512();
+int64_t conv1d_block_avx512_bf16();
 int64_t conv1d_block_avx2();
 int64_t conv1d_block_generic();
 

@@ -16,9 +16,11 @@ namespace vocoder_ext::cpu {
 namespace {
 
 // y = [tanh](conv(leaky(x, slope), w) + bias) * leaky'(gate) + residual, all contiguous, in the
-// compute dtype (float or double). w is [C_out, C_in, K], contiguous; `flip` reverses its taps.
+// compute dtype (float or double). w is [C_out, C_in, K], contiguous; `flip` reverses its taps. bf16: the
+// bf16-product kernel (float only; see bf16_compute).
 at::Tensor conv(const at::Tensor& x, const at::Tensor& w, bool flip, const at::Tensor* bias, int64_t dilation,
-                double slope, const at::Tensor* residual, bool tanh_out, const at::Tensor* gate, double gate_slope) {
+                double slope, const at::Tensor* residual, bool tanh_out, const at::Tensor* gate, double gate_slope,
+                bool bf16 = false) {
   const int64_t k = w.size(2), c_out = w.size(0);
   at::Tensor y = at::empty({x.size(0), c_out, x.size(2)}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "vocoder_ext_lrelu_conv1d", [&] {
@@ -42,12 +44,13 @@ at::Tensor conv(const at::Tensor& x, const at::Tensor& w, bool flip, const at::T
     p.slope = static_cast<scalar_t>(slope);
     p.gate_slope = static_cast<scalar_t>(gate_slope);
     p.tanh_out = tanh_out;
-    run_conv1d(p);
+    run_conv1d(p, bf16);
   });
   return y;
 }
 
-// fp16/bf16 are computed in fp32 (and rounded once at the end); fp32/fp64 in their own dtype.
+// fp16/bf16 are computed in fp32 (and rounded once at the end), bf16 with bf16 products where bf16_compute says
+// so; fp32/fp64 in their own dtype.
 at::ScalarType compute_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 at::Tensor prepared(const at::Tensor& t, at::ScalarType dtype) { return t.to(dtype).contiguous(); }
@@ -61,7 +64,7 @@ at::Tensor lrelu_conv1d_cpu(const at::Tensor& x, const at::Tensor& weight, const
   const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
   const at::Tensor rc = residual ? prepared(*residual, ct) : at::Tensor();
   at::Tensor y = conv(xc, wc, false, bias ? &bc : nullptr, dilation, slope, residual ? &rc : nullptr,
-                      epilogue == "tanh", nullptr, 1.0);
+                      epilogue == "tanh", nullptr, 1.0, bf16_compute(x));
   return y.to(x.scalar_type());
 }
 
@@ -77,9 +80,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lrelu_conv1d_backward_cpu(
   const int64_t pad = dilation * (k - 1) / 2;
   const at::Tensor xc = prepared(x, ct), wc = prepared(weight, ct);
   at::Tensor g = prepared(grad_out, ct);
-  if (epilogue == "tanh") {  // recompute tanh's output instead of storing it
+  if (epilogue == "tanh") {  // recompute tanh's output (as the forward computed it) instead of storing it
     const at::Tensor bc = bias ? prepared(*bias, ct) : at::Tensor();
-    const at::Tensor t = conv(xc, wc, false, bias ? &bc : nullptr, dilation, slope, nullptr, true, nullptr, 1.0);
+    const at::Tensor t = conv(xc, wc, false, bias ? &bc : nullptr, dilation, slope, nullptr, true, nullptr, 1.0,
+                              bf16_compute(x));
     g = tanh_grad(g, t);
   }
   // d/dx: the same conv with transposed, flipped weights over g, times leaky'(x).

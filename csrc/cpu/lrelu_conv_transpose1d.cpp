@@ -27,6 +27,7 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
   at::Tensor y = at::empty({batch, c_out, t_out}, xc.options());
   // [C_out, C_in, K]: each output channel's taps contiguous for the kernel's per-block gather.
   const at::Tensor wt = wc.transpose(0, 1).contiguous();
+  const bool bf16 = bf16_compute(x);
 
   for (int64_t r = 0; r < stride && r < t_out; ++r) {
     const Phase phase = transposed_conv_phase(r, stride, padding, k, t_out);
@@ -57,7 +58,7 @@ at::Tensor lrelu_conv_transpose1d_cpu(const at::Tensor& x, const at::Tensor& wei
       p.slope = static_cast<scalar_t>(slope);
       p.gate_slope = scalar_t(1);
       p.tanh_out = false;
-      run_conv1d(p);
+      run_conv1d(p, bf16);
     });
   }
   return y.to(x.scalar_type());

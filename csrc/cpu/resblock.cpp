@@ -24,20 +24,23 @@ namespace {
 at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorList biases, at::IntArrayRef dilations,
                         int64_t group, double slope, const std::optional<at::Tensor>& accum, double scale) {
   checks::check_resblock(c10::DeviceType::CPU, x, weights, biases, dilations, group, accum);
-  TORCH_CHECK(x.scalar_type() == at::kFloat, "resblock (CPU kernel): x must be a float32 tensor, got ", x.scalar_type());
-  const at::Tensor xc = x.contiguous();
-  const at::Tensor ac = accum ? accum->contiguous() : at::Tensor();
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
+              "resblock (CPU kernel): x must be a float32 or bfloat16 tensor, got ", x.scalar_type());
+  // bf16 tensors are computed in fp32 (bf16 products where bf16_compute says so) and rounded once at the end.
+  const bool bf16 = bf16_compute(x);
+  const at::Tensor xc = x.to(at::kFloat).contiguous();
+  const at::Tensor ac = accum ? accum->to(at::kFloat).contiguous() : at::Tensor();
   std::vector<at::Tensor> ws, bs;
   for (size_t i = 0; i < weights.size(); ++i) {
-    ws.push_back(weights[i].contiguous());
-    bs.push_back(biases[i].contiguous());
+    ws.push_back(weights[i].to(at::kFloat).contiguous());
+    bs.push_back(biases[i].to(at::kFloat).contiguous());
   }
   const int64_t n_convs = static_cast<int64_t>(ws.size());
   const int64_t batch = xc.size(0), c = xc.size(1), t_len = xc.size(2), k = ws[0].size(2);
   int64_t halo = 0, max_dil = 1;
   for (int64_t d : dilations) halo += d * (k - 1) / 2, max_dil = std::max(max_dil, d);
 
-  const SerialConv1d conv;
+  const SerialConv1d conv(bf16);
   const int64_t block = conv.block;
   // Two tile buffers and the kernel's staging: about 1.5 MiB, i.e. most of the L2.
   int64_t tile = (int64_t(3) << 19) / (4 * 3 * c) - 2 * halo;
@@ -49,16 +52,14 @@ at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorL
   const int64_t tiles = (t_len + tile - 1) / tile;
 
   // Each conv's taps gathered once for all tiles and threads (the kernel's inner-loop layout).
-  const int64_t per_block = c * k * kConvMO, blocks = (c + kConvMO - 1) / kConvMO;
-  std::vector<std::vector<float>> packed(n_convs, std::vector<float>(blocks * per_block));
-  at::parallel_for(0, n_convs * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      Conv1dParams q{};
-      q.w = ws[i / blocks].const_data_ptr<float>(), q.w_co = c * k, q.w_ci = k, q.w_k = 1;
-      q.c_in = c, q.c_out = c, q.k = k;
-      gather_block(q, (i % blocks) * kConvMO, packed[i / blocks].data() + (i % blocks) * per_block);
-    }
-  });
+  std::vector<std::vector<float>> packed(n_convs);
+  std::vector<Conv1dParams> packs(n_convs);
+  for (int64_t i = 0; i < n_convs; ++i) {
+    Conv1dParams& q = packs[i];
+    q.w = ws[i].const_data_ptr<float>(), q.w_co = c * k, q.w_ci = k, q.w_k = 1;
+    q.c_in = c, q.c_out = c, q.k = k;
+    pack_weights(q, bf16, packed[i]);
+  }
 
   at::Tensor y = at::empty_like(xc);
   const float* xp = xc.const_data_ptr<float>();
@@ -90,7 +91,7 @@ at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorL
         p.x = in + (s - base);
         p.w = ws[i].const_data_ptr<float>();
         p.w_co = c * k, p.w_ci = k, p.w_k = 1;
-        p.w_packed = packed[i].data();
+        p.w_packed = packs[i].w_packed, p.w_pairs = packs[i].w_pairs;
         p.bias = bs[i].const_data_ptr<float>();
         p.residual = closes_group ? xbuf.data() + (s + h - base) : nullptr;
         p.y = out + (s + h - base);
@@ -122,7 +123,7 @@ at::Tensor resblock_cpu(const at::Tensor& x, at::TensorList weights, at::TensorL
       }
     }
   });
-  return y;
+  return y.to(x.scalar_type());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .. import audio, ops
 from ..checkpoint.hifigan import convert_generator_state_dict, read_generator, save_generator
+from ..runtime.precision import compute_in_bf16
 from .config import AUDIO_DEFAULTS, option, resolve_config
 from .layers import WNConv1d, reflect_pad, remove_weight_norm
 from .mel_input import check_mel
@@ -124,12 +125,18 @@ class HiFiGAN(nn.Module):
         other toolkits' generators need (models/config.py OPTIONS: per-layer upsample_paddings and
         upsample_output_paddings, padding_mode "reflect", conv_pre/conv_post kernel sizes, bias-free convs).
     fused: route the residual stacks, upsampling and conv_post through vocoder_ext.ops.
+    compute_dtype: None (exact in the parameters' dtype), or torch.bfloat16: an fp32 model's convs compute
+        with bf16 products and fp32 sums (vocoder_ext/runtime/precision.py: the CPU kernels on AVX512_BF16,
+        through PyTorch's process-wide switch, set for the duration of each forward).
     """
 
-    def __init__(self, config="v1", fused=True):
+    def __init__(self, config="v1", fused=True, compute_dtype=None):
         super().__init__()
+        if compute_dtype not in (None, torch.float32, torch.bfloat16):
+            raise ValueError(f"compute_dtype: expected None, torch.float32 or torch.bfloat16, got {compute_dtype!r}")
         h = resolve_config(config)
         self.config, self.fused = h, fused
+        self.compute_dtype = compute_dtype
         self.features = None  # another toolkit's input-feature description (from_pretrained), else None
         self.num_kernels = len(h["resblock_kernel_sizes"])
         self.num_upsamples = len(h["upsample_rates"])
@@ -161,6 +168,10 @@ class HiFiGAN(nn.Module):
         replicate-padded by the toolkit's `inference_padding` frames (5) on each side and the audio is
         returned untrimmed, (T + 2 * pad) * hop samples, the content shifted by pad * hop. Off by default:
         the plain generator, as the original's forward (and NeMo's, ParallelWaveGAN's, Hugging Face's)."""
+        with compute_in_bf16(self.compute_dtype == torch.bfloat16):
+            return self._forward(mel, inference_padding)
+
+    def _forward(self, mel, inference_padding):
         mel = check_mel(mel, self.config["num_mels"], self.conv_pre.weight.dtype)
         if inference_padding:
             mel = F.pad(mel, (self.inference_padding,) * 2, mode="replicate")
@@ -239,7 +250,7 @@ class HiFiGAN(nn.Module):
         return super().load_state_dict(converted, strict=strict, assign=assign)
 
     @classmethod
-    def from_pretrained(cls, path, fused=True, map_location="cpu", config=None, strict=True):
+    def from_pretrained(cls, path, fused=True, map_location="cpu", config=None, strict=True, compute_dtype=None):
         """Load a generator checkpoint: the original's `g_XXXXXXXX` (config.json beside it), NVIDIA's
         `hifigan_gen_checkpoint_*.pt`, ours (`save_pretrained`), or another toolkit's: a Hugging Face
         SpeechT5HifiGan folder, a NeMo `.nemo` archive, a Coqui `model_file.pth`, a ParallelWaveGAN
@@ -247,9 +258,10 @@ class HiFiGAN(nn.Module):
         carries what the toolkit's generator does differently: PWG/ESPnet's odd-scale upsample paddings,
         SpeechBrain's reflect padding, bias-free convs). A folder picks its latest generator file. `config` overrides the checkpoint's own (needed for a g_ file without
         config.json). `model.features` describes the input features another toolkit's model expects
-        (its mel front end, normalisation, inference padding); None for the original's format."""
+        (its mel front end, normalisation, inference padding); None for the original's format.
+        compute_dtype: as HiFiGAN's."""
         state_dict, h, _, features = read_generator(path, config=config, map_location=map_location)
-        model = cls(h, fused=fused)
+        model = cls(h, fused=fused, compute_dtype=compute_dtype)
         model.features = features
         if any(k.endswith(".weight") and not k.endswith("parametrizations.weight") for k in state_dict
                if k.startswith("conv_pre")):

@@ -76,7 +76,8 @@ def resblock(x, weights, biases, dilations, group, slope=0.1, accum=None, scale=
     # The whole-block kernels: C++ on CPU; on CUDA tensors with the CUDA C++ backend forced, its chain
     # of fused launches (MRF sum included). Elsewhere -- under auto on a GPU each conv of the chain gets
     # its own per-shape choice of kernel -- the block is the chain of lrelu_conv1d ops.
-    cpu_block = (x.dtype == torch.float32 and x.device.type == "cpu" and backend.requested() != "triton"
+    cpu_block = (x.dtype in (torch.float32, torch.bfloat16) and x.device.type == "cpu"
+                 and backend.requested() != "triton"
                  and _fused_block_pays(x.shape[1], weights[0].shape[-1], dilations))
     cuda_block = x.device.type == "cuda" and backend.requested() == "cuda"
     if not needs_grad and (cpu_block or cuda_block) and backend.use_registered_op("resblock", x.device.type):
