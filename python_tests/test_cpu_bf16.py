@@ -187,3 +187,28 @@ def test_hifigan_compute_dtype_bf16(config):
     assert half.dtype == torch.bfloat16 and _snr_db(want, half.float()) >= 25
     with pytest.raises(ValueError, match="compute_dtype: expected None, torch.float32 or torch.bfloat16"):
         vocoder_ext.HiFiGAN("v2", compute_dtype=torch.float16)
+
+
+@pytest.mark.parametrize("c,t,dilation,last", [(32, 301, 2, False), (17, 128, 1, True), (64, 1000, 8, False)])
+def test_wn_layer_bf16_matches_the_rounded_reference(c, t, dilation, last):
+    """WaveGlow's WN layer: both convs (dilated K 3, 1x1 res/skip) with bf16 products; gate and sums fp32."""
+    audio, skip = torch.randn(1, c, t), torch.randn(1, c, t)
+    cond = torch.randn(1, 2 * c, 2 * t)[:, :, ::2]
+    iw, ib = torch.randn(2 * c, c, 3) / (3 * c) ** 0.5, torch.randn(2 * c)
+    rows = c if last else 2 * c
+    rw, rb = torch.randn(rows, c, 1) / c ** 0.5, torch.randn(rows)
+    with torch.no_grad(), compute_in_bf16():
+        got_audio, got_skip = ops.wn_layer(audio, skip, cond, iw, ib, rw, rb, dilation, last)
+    with torch.no_grad():
+        exact_audio, exact_skip = ops.wn_layer(audio, skip, cond, iw, ib, rw, rb, dilation, last)
+    r16 = lambda v: v.bfloat16().double()  # noqa: E731
+    a = F.conv1d(r16(audio), r16(iw), ib.double(), padding=dilation, dilation=dilation) + cond.double()
+    acts = torch.tanh(a[:, :c]) * torch.sigmoid(a[:, c:])
+    rs = F.conv1d(r16(acts.float()), r16(rw), rb.double())
+    want_audio = audio.double() if last else audio.double() + rs[:, :c]
+    want_skip = skip.double() + (rs if last else rs[:, c:])
+    for got, exact, want in ((got_audio, exact_audio, want_audio), (got_skip, exact_skip, want_skip)):
+        # acts are fp32 in the kernel, fp64 here: a few may round to bf16 apart (see the resblock test)
+        err = (got.double() - want).abs() / want.abs().max()
+        assert err.max() <= 3e-3 and (err > 1e-5).double().mean() <= 0.02, (err.max(), (err > 1e-5).double().mean())
+    assert not torch.equal(got_skip, exact_skip)

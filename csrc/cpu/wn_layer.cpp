@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "conv1d_kernel.h"
@@ -33,7 +34,8 @@ namespace {
 // conv's staged input stay within the L2 (1-2 MiB) at C = 256; a multiple of every ISA's block.
 constexpr int64_t kTile = 128;
 
-// fp16/bf16 are computed in fp32 (rounded once at the end); fp32/fp64 in their own dtype.
+// fp16/bf16 are computed in fp32 (rounded once at the end; bf16 with bf16 products where bf16_compute says so);
+// fp32/fp64 in their own dtype.
 at::Tensor prepared(const at::Tensor& t, at::ScalarType ct) { return t.to(ct).contiguous(); }
 
 // cond is read in place when its time steps are contiguous (the model passes slices of one tensor).
@@ -42,25 +44,38 @@ at::Tensor prepared_cond(const at::Tensor& cond, at::ScalarType ct) {
                                                                                           : prepared(cond, ct);
 }
 
+// The kernel's weight layout; pairs: the bf16 kernel's (bf16 pairs of input channels, stored in S = float words).
 template <class S>
-std::vector<S> pack(const S* w, int64_t w_co, int64_t w_ci, int64_t w_k, int64_t c_out, int64_t c_in, int64_t k) {
-  const int64_t blocks = (c_out + kConvMO - 1) / kConvMO, per_block = c_in * k * kConvMO;
+std::vector<S> pack(const S* w, int64_t w_co, int64_t w_ci, int64_t w_k, int64_t c_out, int64_t c_in, int64_t k,
+                    bool pairs = false) {
+  const int64_t blocks = (c_out + kConvMO - 1) / kConvMO;
+  const int64_t per_block = (pairs ? (c_in + 1) / 2 : c_in) * k * kConvMO;
   std::vector<S> packed(static_cast<size_t>(blocks * per_block));
   Conv1dParamsT<S> q{};
   q.w = w, q.w_co = w_co, q.w_ci = w_ci, q.w_k = w_k, q.c_in = c_in, q.c_out = c_out, q.k = k;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t cb = begin; cb < end; ++cb) gather_block(q, cb * kConvMO, packed.data() + cb * per_block);
+    for (int64_t cb = begin; cb < end; ++cb) {
+      if constexpr (std::is_same_v<S, float>) {
+        if (pairs) {
+          gather_block_pairs(q, cb * kConvMO, reinterpret_cast<uint32_t*>(packed.data()) + cb * per_block);
+          continue;
+        }
+      }
+      gather_block(q, cb * kConvMO, packed.data() + cb * per_block);
+    }
   });
   return packed;
 }
 
 // A conv over one time tile of a [C_in, T] row block (the task-th tile of length kTile), the output
-// written to a tile buffer; or, with `whole` set, a 1x1 conv over a whole tile buffer.
+// written to a tile buffer; or, with `whole` set, a 1x1 conv over a whole tile buffer. pairs: `packed` is
+// the bf16 kernel's layout.
 template <class S>
 Conv1dParamsT<S> tile_conv(const S* x, int64_t c_in, int64_t t_in, int64_t x_row, const S* packed, int64_t c_out,
-                           int64_t k, int64_t dilation, S* y, int64_t y_row, int64_t y_off) {
+                           int64_t k, int64_t dilation, S* y, int64_t y_row, int64_t y_off, bool pairs = false) {
   Conv1dParamsT<S> p{};
   p.x = x, p.w = packed, p.w_packed = packed;  // w is read only when w_packed is null
+  if (pairs) p.w_packed = nullptr, p.w_pairs = reinterpret_cast<const uint32_t*>(packed);
   p.y = y;
   p.batch = 1, p.c_in = c_in, p.c_out = c_out, p.k = k, p.dilation = dilation;
   p.t_in = t_in, p.x_row = x_row, p.t_out = t_in, p.pad = dilation * (k - 1) / 2;
@@ -87,18 +102,18 @@ using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 template <class S>
 Outputs forward(const at::Tensor& audio, const at::Tensor* skip, const at::Tensor& cond, const at::Tensor& in_w,
                 const at::Tensor& in_b, const at::Tensor& rs_w, const at::Tensor& rs_b, int64_t dilation, bool last,
-                bool keep_preact) {
+                bool keep_preact, bool bf16) {
   const int64_t batch = audio.size(0), c = audio.size(1), t_len = audio.size(2), k = in_w.size(2);
   const S* ap = audio.const_data_ptr<S>();
   const S* sp = skip ? skip->const_data_ptr<S>() : nullptr;
   const S* cp = cond.const_data_ptr<S>();  // any layout with unit time stride: a slice of every layer's cond
   const int64_t cond_b = cond.stride(0), cond_c = cond.stride(1);
   const S* rbp = rs_b.const_data_ptr<S>();
-  const std::vector<S> in_packed = pack(in_w.const_data_ptr<S>(), c * k, k, 1, 2 * c, c, k);
+  const std::vector<S> in_packed = pack(in_w.const_data_ptr<S>(), c * k, k, 1, 2 * c, c, k, bf16);
   // The res rows [0, C) and the skip rows [C, 2C) (all C rows on the last layer) write different tensors.
   const S* rw = rs_w.const_data_ptr<S>();
-  const std::vector<S> res_packed = last ? std::vector<S>() : pack(rw, c, 1, 1, c, c, 1);
-  const std::vector<S> skip_packed = pack(rw + (last ? 0 : c * c), c, 1, 1, c, c, 1);
+  const std::vector<S> res_packed = last ? std::vector<S>() : pack(rw, c, 1, 1, c, c, 1, bf16);
+  const std::vector<S> skip_packed = pack(rw + (last ? 0 : c * c), c, 1, 1, c, c, 1, bf16);
   at::Tensor audio_out = last ? audio.clone() : at::empty_like(audio);
   at::Tensor skip_out = at::empty_like(audio);
   at::Tensor preact = at::empty(keep_preact ? at::IntArrayRef({batch, 2 * c, t_len}) : at::IntArrayRef({0}),
@@ -107,7 +122,7 @@ Outputs forward(const at::Tensor& audio, const at::Tensor* skip, const at::Tenso
   S* aop = audio_out.mutable_data_ptr<S>();
   S* sop = skip_out.mutable_data_ptr<S>();
   const int64_t tiles = (t_len + kTile - 1) / kTile;
-  const SerialConv1d kernels;
+  const SerialConv1d kernels(bf16);
   const int64_t block = kernels.block_of<S>();
 
   at::parallel_for(0, batch * tiles, 1, [&](int64_t begin, int64_t end) {
@@ -118,7 +133,7 @@ Outputs forward(const at::Tensor& audio, const at::Tensor* skip, const at::Tenso
       S* a = pre ? pre + b * 2 * c * t_len + t0 : buf.a.data();
       const int64_t a_row = pre ? t_len : buf.row;
       Conv1dParamsT<S> in = tile_conv<S>(ap + b * c * t_len, c, t_len, t_len, in_packed.data(), 2 * c, k, dilation,
-                                         a, a_row, -t0);
+                                         a, a_row, -t0, bf16);
       in.bias = in_b.const_data_ptr<S>();
       in.residual = cp + b * cond_b, in.res_row = cond_c, in.res_off = 0;
       in.tile_len = kTile;
@@ -131,7 +146,7 @@ Outputs forward(const at::Tensor& audio, const at::Tensor* skip, const at::Tenso
         const bool is_skip = half == 1;
         S* y = (is_skip ? sop : aop) + b * c * t_len;
         Conv1dParamsT<S> rs = tile_conv<S>(buf.acts.data(), c, len, buf.row,
-                                           (is_skip ? skip_packed : res_packed).data(), c, 1, 1, y, t_len, t0);
+                                           (is_skip ? skip_packed : res_packed).data(), c, 1, 1, y, t_len, t0, bf16);
         rs.bias = rbp + (is_skip && !last ? c : 0);
         rs.residual = is_skip ? (sp ? sp + b * c * t_len : nullptr) : ap + b * c * t_len;
         rs.tile_len = buf.row;
@@ -155,9 +170,10 @@ Outputs wn_layer_cpu(const at::Tensor& audio, const std::optional<at::Tensor>& s
                    ib = prepared(in_bias, ct), rw = prepared(rs_weight, ct), rb = prepared(rs_bias, ct);
   const at::Tensor s = skip ? prepared(*skip, ct) : at::Tensor();
   const at::Tensor* sk = skip ? &s : nullptr;
+  // bf16 products (fp32 sums, gate and epilogues) where bf16_compute says so; the backward stays fp32.
   auto [audio_out, skip_out, preact] =
-      ct == at::kDouble ? forward<double>(a, sk, cd, iw, ib, rw, rb, dilation, last, keep_preact)
-                        : forward<float>(a, sk, cd, iw, ib, rw, rb, dilation, last, keep_preact);
+      ct == at::kDouble ? forward<double>(a, sk, cd, iw, ib, rw, rb, dilation, last, keep_preact, false)
+                        : forward<float>(a, sk, cd, iw, ib, rw, rb, dilation, last, keep_preact, bf16_compute(audio));
   return {audio_out.to(dt), skip_out.to(dt), preact.to(dt)};
 }
 

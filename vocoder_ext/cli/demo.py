@@ -3,7 +3,13 @@
 Every validation utterance is turned into a mel and vocoded by the same model (same weights) on the
 fused path (model.fused = True) and on the eager path (model.fused = False). Both wavs are written,
 and a table gives each path's speed (x real-time = audio seconds / wall seconds, the median of
---repeats timed runs after one warm-up on the same mel) and how far apart the two outputs are. The table is also written as demo.json next to the wavs.
+--repeats timed runs after one warm-up on the same mel) and how far apart the two outputs are (max |fused - eager|,
+and the SNR of the fused audio against the eager). The table is also written as demo.json next to the wavs.
+
+--precision bf16 runs the fused path with bf16 compute (vocoder_ext.runtime.precision); the eager path stays
+fp32, the exact reference, so the comparison measures what bf16 costs in fidelity and what it gains in speed
+over PyTorch fp32 (whose CPU convs ignored the switch anyway, measured on torch 2.14). demo.json records
+each path's precision.
 
 The model is --checkpoint if given, else checkpoints/demo/ if it exists, else a seeded random
 --config model -- which is UNTRAINED, and the output says so at the top and the bottom.
@@ -26,6 +32,8 @@ from ..filelist import read_filelist as _read_filelist
 from ..models import HiFiGAN
 from ..runtime import backends
 from ..runtime.backend import OPS
+from ..runtime.precision import precision_context
+from . import precision
 from .common import UserError, choose_device, model_sampling_rate, stem
 from .demo_waveglow import waveglow_row
 
@@ -51,6 +59,8 @@ def add_arguments(p):
     p.add_argument("--waveglow-channels", type=int, default=256,
                    help="WN channels of the WaveGlow row (random weights; NVIDIA's checkpoint has 256); 0 leaves "
                         "the row out (default: 256)")
+    precision.add_argument(p, "the fused path runs (the eager path stays fp32, the reference; the WaveGlow row "
+                              "is fp32)")
 
 
 def run(args):
@@ -62,6 +72,7 @@ def run(args):
         raise UserError(f"--waveglow-channels must be an even number >= 0, got {args.waveglow_channels}")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
+    precision.check_device(args.precision, args.device)
     device = choose_device(args.device)
     wavs = read_filelist(args.filelist, args.data)[:args.limit]
     if not wavs:
@@ -79,6 +90,8 @@ def run(args):
           f"median of {args.repeats} run(s) after a warm-up")
     for op, backend in served.items():
         print(f"fused path: {op} served by {backend}")
+    precisions = path_precisions(args.precision)
+    print(f"precision: fused path {precisions['fused']}, eager path {precisions['eager']}")
     print()
 
     previous_threads = torch.get_num_threads()
@@ -88,14 +101,15 @@ def run(args):
         warnings.filterwarnings("ignore", message="vocoder_ext: no fused kernel", category=RuntimeWarning)
         try:
             mels = [utterance_mel(path, model) for path in wavs]
-            rows = vocode_both_ways(model, wavs, mels, device, args.out, args.repeats)
+            rows = vocode_both_ways(model, wavs, mels, device, args.out, args.repeats, args.precision)
             waveglow = (waveglow_row(wavs[0], args.waveglow_channels, device, args.out, args.repeats, args.seed,
                                      timed) if args.waveglow_channels else None)
         finally:
             torch.set_num_threads(previous_threads)  # main() may be called in-process (tests)
 
     print_table(rows, waveglow)
-    write_json(os.path.join(args.out, "demo.json"), args, device, source, untrained, served, rows, waveglow)
+    write_json(os.path.join(args.out, "demo.json"), args, device, source, untrained, served, rows, waveglow,
+               precisions)
     print(f"\nwrote {2 * (len(wavs) + bool(waveglow))} wavs and demo.json to {args.out}")
     if notice:
         print(notice)
@@ -135,22 +149,33 @@ def utterance_mel(path, model):
         raise UserError(f"cannot make the mel of {path}: {str(e).removeprefix('load_wav: ')}") from e
 
 
+def path_precisions(requested):
+    """What each path computes in: the fused one as asked (fp32 where the CPU cannot do bf16: the kernels
+    fall back), the eager one always fp32, the reference the fused path is measured against."""
+    fused = requested
+    if requested == "bf16" and not precision.bf16_kernels():
+        fused = "fp32 (bf16 asked for, but this CPU has no AVX512_BF16 or VOCODER_EXT_CPU_ISA is below it)"
+    return {"requested": requested, "fused": fused, "eager": "fp32", "waveglow": "fp32"}
+
+
 @torch.inference_mode()
-def vocode_both_ways(model, wavs, mels, device, out_dir, repeats):
-    """Time each utterance on both paths; write both wavs; -> table rows."""
+def vocode_both_ways(model, wavs, mels, device, out_dir, repeats, compute="fp32"):
+    """Time each utterance on both paths (the fused one at `compute` precision); write both wavs; -> table rows."""
     os.makedirs(out_dir, exist_ok=True)
     sampling_rate = model_sampling_rate(model)
     rows = []
     for path, mel in zip(wavs, mels):
         mel = mel.unsqueeze(0).to(device)
-        fused_audio, fused_s = timed_forward(model, mel, True, device, repeats)
+        with precision_context(compute):
+            fused_audio, fused_s = timed_forward(model, mel, True, device, repeats)
         eager_audio, eager_s = timed_forward(model, mel, False, device, repeats)
         name = stem(path)
         audio.save_wav(os.path.join(out_dir, f"{name}_fused.wav"), fused_audio, sampling_rate)
         audio.save_wav(os.path.join(out_dir, f"{name}_eager.wav"), eager_audio, sampling_rate)
         rows.append({"utterance": name, "audio_s": fused_audio.numel() / sampling_rate,
                      "fused_s": fused_s, "eager_s": eager_s,
-                     "max_abs_diff": (fused_audio - eager_audio).abs().max().item()})
+                     "max_abs_diff": (fused_audio - eager_audio).abs().max().item(),
+                     "snr_db": precision.snr_db(fused_audio, eager_audio)})
     return rows
 
 
@@ -184,14 +209,21 @@ def _synchronize(device):
 def total_row(rows):
     return {"utterance": "total", "audio_s": sum(r["audio_s"] for r in rows),
             "fused_s": sum(r["fused_s"] for r in rows), "eager_s": sum(r["eager_s"] for r in rows),
-            "max_abs_diff": max(r["max_abs_diff"] for r in rows)}
+            "max_abs_diff": max(r["max_abs_diff"] for r in rows), "snr_db": worst_snr(rows)}
+
+
+def worst_snr(rows):
+    """The lowest SNR of the utterances (None, exact, when every one is)."""
+    values = [r["snr_db"] for r in rows if r.get("snr_db") is not None]
+    return min(values) if values else None
 
 
 def print_table(rows, waveglow=None):
-    print(f"{'utterance':<16} {'audio s':>8} {'x RT fused':>11} {'x RT eager':>11} {'max |fused-eager|':>18}")
+    print(f"{'utterance':<16} {'audio s':>8} {'x RT fused':>11} {'x RT eager':>11} {'max |fused-eager|':>18} "
+          f"{'SNR dB':>7}")
     for row in rows + [total_row(rows)]:
-        if row["utterance"] == "total":
-            print("-" * 68)
+        if row["utterance"] == "total":  # its SNR is the worst utterance's
+            print("-" * 76)
         _print_row(row)
     if waveglow:
         print(f"\n{waveglow['vocoder']} (Tacotron2 mel, same z on both paths):")
@@ -200,10 +232,16 @@ def print_table(rows, waveglow=None):
 
 def _print_row(row):
     print(f"{row['utterance']:<16} {row['audio_s']:>8.2f} {row['audio_s'] / row['fused_s']:>11.2f} "
-          f"{row['audio_s'] / row['eager_s']:>11.2f} {row['max_abs_diff']:>18.2e}")
+          f"{row['audio_s'] / row['eager_s']:>11.2f} {row['max_abs_diff']:>18.2e} {_snr_cell(row):>7}")
 
 
-def write_json(path, args, device, source, untrained, served, rows, waveglow=None):
+def _snr_cell(row):
+    if "snr_db" not in row:  # the WaveGlow row measures only the max difference
+        return "-"
+    return "exact" if row["snr_db"] is None else f"{row['snr_db']:.1f}"
+
+
+def write_json(path, args, device, source, untrained, served, rows, waveglow=None, precisions=None):
     def with_speed(row):
         return {**row, "x_realtime_fused": row["audio_s"] / row["fused_s"],
                 "x_realtime_eager": row["audio_s"] / row["eager_s"]}
@@ -219,6 +257,7 @@ def write_json(path, args, device, source, untrained, served, rows, waveglow=Non
         "torch": torch.__version__,
         "vocoder_ext": __version__,
         "model": {"source": source, "untrained": untrained},
+        "precision": precisions or path_precisions("fp32"),
         "backends": served,
         "utterances": [with_speed(r) for r in rows],
         "total": with_speed(total_row(rows)),

@@ -1,5 +1,6 @@
 """`python -m vocoder_ext synth INPUT -o OUT_DIR`: mel or wav file or folder -> wav files, with a checkpoint or a
-config, on HiFi-GAN (default) or WaveGlow (--vocoder waveglow, --sigma), optionally denoised (--denoise).
+config, on HiFi-GAN (default) or WaveGlow (--vocoder waveglow, --sigma), optionally denoised (--denoise),
+optionally computing in bf16 on the CPU (--precision bf16).
 
 A wav is analysed with the model's own features first (HiFiGAN.mel_spectrogram: another toolkit's front end
 for its checkpoints; Tacotron2's for WaveGlow), so the output is its resynthesis."""
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 
 from .. import audio
 from ..models import Denoiser, HiFiGAN, WaveGlow
+from ..runtime.precision import precision_context
+from . import precision
 from .common import UserError, choose_device, list_inputs, model_sampling_rate, progress, stem
 
 # A mel frame of silence after log-compression: the value batched mels are padded with.
@@ -53,6 +56,7 @@ def add_arguments(p):
                    help="reproduce Coqui's / SpeechBrain's inference(): replicate-pad the toolkit's inference_padding "
                         "frames (5) on each side and keep the whole, longer audio (HiFi-GAN checkpoints of those "
                         "toolkits only; default: off, the plain generator)")
+    precision.add_argument(p, "the vocoder runs")
 
 
 def load_mel(path, num_mels):
@@ -152,6 +156,7 @@ def silence_frame(model):
 def run(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    precision.check_device(args.precision, args.device)
     device = choose_device(args.device)
     files = list_inputs(args.input, (".npy", ".pt", ".wav"), "mel or wav")
     for path in files:
@@ -192,7 +197,7 @@ def run(args):
     sigma = 0.9 if args.sigma is None else args.sigma
     os.makedirs(args.output, exist_ok=True)
     sampling_rate = model_sampling_rate(model)
-    with torch.inference_mode(), progress(total=len(files), desc="synth") as bar:
+    with torch.inference_mode(), precision_context(args.precision), progress(total=len(files), desc="synth") as bar:
         for batch in length_sorted_batches(mels, args.batch_size):
             for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device, sigma, denoiser, pad_value,
                                             args.inference_padding)):

@@ -10,8 +10,10 @@ OUT/bench.json (with the settings and the machine):
   e2e    the generator (weight norm removed, eval, no autograd), per config and batch size:
          eager (HiFiGAN(fused=False)), torch.compile (inductor with freezing, of the eager model),
          ONNX Runtime and OpenVINO (fp32, from one ONNX export of the eager model per config) and
-         fused (HiFiGAN(fused=True)). x real-time = audio seconds / wall seconds; kHz = output samples
-         per second / 1000.
+         fused (HiFiGAN(fused=True)); and in bf16 fused_bf16 (the fused model inside compute_in_bf16()),
+         eager_bf16 (the eager model .to(torch.bfloat16)) and openvino_bf16 (bf16 precision hint), each
+         with its SNR against the fp32 eager output (--precision bf16|fp32 keeps one precision's engines).
+         x real-time = audio seconds / wall seconds; kHz = output samples per second / 1000.
   train  one generator training step (forward, L1 loss against a random target, backward; weight norm
          on), eager vs fused: step time, and peak memory measured in a fresh child process per engine.
   gan    the recipe's whole training step (train.hifigan: discriminator step + generator step), eager vs
@@ -19,6 +21,8 @@ OUT/bench.json (with the settings and the machine):
   disc   the discriminators alone (MPD + MSD forward + backward at the gan section's batch, eager vs
          fused=True), then each of their conv layers: conv1d_lrelu's forward and backward, eager vs the
          op, with GFLOP/s (`--disc-only` runs just this section).
+  fidelity  only with --fidelity (and alone): bf16 vs fp32 audio of the demo checkpoint and random
+         --configs models on the validation utterances: SNR (min, mean) and log-mel L1 (fidelity.py).
 
 --static runs none of these, only the static GPU resource report of the Triton kernels (registers,
 shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
@@ -43,11 +47,11 @@ alike. Round r feeds input r mod --inputs (a few different random inputs of the 
 shows medians; the JSON has every sample. Timings are wall clock (time.perf_counter) on the CPU.
 
 The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
-gan), discriminators.py (disc), cuda.py + cuda_markdown.py + forced.py (--device cuda), static.py + static_compile.py (--static,
-Triton) + static_cuda.py, static_cuda_parse.py, static_cuda_binary.py (--static, CUDA C++; ptxas_log.py
-for both), waveglow.py + waveglow_ops.py, waveglow_infer.py, waveglow_train.py, waveglow_common.py
-(--waveglow); options.py holds the
-settings and timing.py the helpers they all share (timing discipline, machine info, Markdown).
+gan), discriminators.py (disc), fidelity.py (fidelity), cuda.py + cuda_markdown.py + forced.py (--device
+cuda), static.py + static_compile.py (--static, Triton) + static_cuda.py, static_cuda_parse.py,
+static_cuda_binary.py (--static, CUDA C++; ptxas_log.py for both), waveglow.py + waveglow_ops.py,
+waveglow_infer.py, waveglow_train.py, waveglow_common.py (--waveglow); options.py holds the settings and
+timing.py the helpers they all share (timing discipline, machine info, Markdown).
 """
 import datetime
 import warnings
@@ -58,11 +62,13 @@ from ...models.config import resolve_config
 from ...runtime import backends
 from ...runtime.backend import OPS
 from ..common import UserError, write_outputs
+from ..precision import bf16_kernels
 from . import cuda, waveglow
 from .discriminators import disc_section, render_disc
+from .fidelity import fidelity_section, render_fidelity
 from .inference import ENGINES, QUICK_ENGINES, e2e_section, render_e2e
 from .ops import ops_section, render_ops
-from .options import DEFAULT_OUT, FULL, QUICK, resolve_settings
+from .options import DEFAULT_OUT, FULL, PRECISION_CHOICES, QUICK, resolve_settings
 from .timing import config_name, load_average, machine_info, versions
 from .training import gan_section, render_gan, render_train, train_section
 
@@ -82,6 +88,12 @@ def add_arguments(p):
                                      f"--waveglow, of eager,compile,fused; with --device cuda, of "
                                      f"{','.join(cuda.CUDA_ENGINES)} (default: all; with --quick: "
                                      f"{','.join(QUICK_ENGINES)})")
+    p.add_argument("--precision", choices=PRECISION_CHOICES,
+                   help="keep only the e2e engines that compute in this precision: fp32 (eager, compile, "
+                        "onnxruntime, openvino, fused) or bf16 (fused_bf16, eager_bf16, openvino_bf16, plus "
+                        "eager, the fp32 reference of their SNR); applied to --engines or the default set. "
+                        "Default: all, both precisions in the same round-robin. The other sections are fp32 "
+                        "and do not take it")
     p.add_argument("--op-batch", type=int, default=1, help="batch size B of the op shapes (default: 1)")
     p.add_argument("--train-batch", type=int, help=f"training-step batch (default: {FULL['train_batch']})")
     p.add_argument("--train-frames", type=int,
@@ -97,6 +109,11 @@ def add_arguments(p):
     only.add_argument("--train-only", action="store_true",
                       help="only the training tables: train, gan and disc")
     only.add_argument("--e2e-only", action="store_true", help="only the end-to-end tables (inference, training)")
+    only.add_argument("--fidelity", action="store_true",
+                      help="only the bf16 fidelity table: the demo checkpoint and random --configs models vocode "
+                           "the validation utterances at fp32 and at bf16 (fused_bf16, fused bf16 tensors, "
+                           "eager_bf16); SNR against fp32 (min, mean) and log-mel L1 (vocoder_ext/cli/bench/"
+                           "fidelity.py)")
     only.add_argument("--static", action="store_true",
                       help="only the static GPU resource report of the Triton kernels (registers, shared "
                            "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
@@ -111,6 +128,8 @@ def add_arguments(p):
     waveglow.add_arguments(p)  # --waveglow-channels, --waveglow-batches, --waveglow-train-batch/-samples
     p.add_argument("--cuda-archs", help="with --static: the archs the CUDA C++ kernels are compiled for, "
                                         "comma-separated (default: 80,86,89,90; sm_90, 9.0 and 90a also do)")
+    p.add_argument("--fidelity-utterances", type=int,
+                   help="with --fidelity: only the first N validation utterances (default: all)")
     p.add_argument("--no-train", action="store_true", help="leave out the training-step tables")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"folder for bench.md and bench.json (default: {DEFAULT_OUT})")
@@ -123,6 +142,12 @@ def add_arguments(p):
 def run(args):
     if getattr(args, "cuda_archs", None) is not None and not getattr(args, "static", False):
         raise UserError("--cuda-archs only applies to --static (the archs its CUDA C++ kernels are compiled for)")
+    if getattr(args, "precision", None) is not None and (
+            getattr(args, "device", "cpu") != "cpu" or any(getattr(args, name, False) for name in (
+                "static", "waveglow", "ops_only", "disc_only", "train_only", "fidelity"))):
+        raise UserError("--precision selects the CPU end-to-end table's engines; this run has no such table")
+    if getattr(args, "fidelity_utterances", None) is not None and not getattr(args, "fidelity", False):
+        raise UserError("--fidelity-utterances only applies to --fidelity")
     if getattr(args, "device", "cpu") != "cpu":  # the GPU table: vocoder_ext/cli/bench/cuda.py
         cuda.run_cuda(args)
         return
@@ -160,7 +185,8 @@ def run_sections(settings):
     report = {"command": settings["command"],
               "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "settings": settings, "machine": machine_info(), "versions": versions(),
-              "backends": {op: backends()[op]["cpu"] for op in OPS}, "load_average": {"start": load_average()}}
+              "backends": {op: backends()[op]["cpu"] for op in OPS}, "bf16_kernels": bf16_kernels(),
+              "load_average": {"start": load_average()}}
     if "ops" in settings["sections"]:
         report["ops"] = ops_section(configs, settings)
     if "e2e" in settings["sections"]:
@@ -171,6 +197,8 @@ def run_sections(settings):
         report["gan"] = gan_section(configs, settings)
     if "disc" in settings["sections"]:
         report["disc"] = disc_section(settings)
+    if "fidelity" in settings["sections"]:
+        report["fidelity"] = fidelity_section(configs, settings)
     report["load_average"]["end"] = load_average()
     return report
 
@@ -191,6 +219,9 @@ def render_markdown(report):
         f"- load average (1, 5, 15 min) at start: {report['load_average']['start']}, at end: "
         f"{report['load_average']['end']} (other work on the machine skews timings; the JSON has every sample)",
         "- fused ops served on CPU by: " + "; ".join(f"{op}: {b}" for op, b in report["backends"].items()),
+        "- bf16 compute (fused_bf16, bf16 tensors): " + (
+            "the CPU kernels multiply in bf16 (AVX512_BF16)" if report["bf16_kernels"] else
+            "no AVX512_BF16 here (or VOCODER_EXT_CPU_ISA below it): the CPU kernels compute in fp32"),
         f"- timing: median of {s['repeats']} samples after {s['warmup']} warm-up run(s); engines interleaved "
         f"round-robin within each repeat; {s['inputs']} different random inputs of each shape used in turn",
     ]
@@ -204,4 +235,6 @@ def render_markdown(report):
         lines += ["", render_gan(report["gan"], s)]
     if "disc" in report:
         lines += ["", render_disc(report["disc"], s)]
+    if "fidelity" in report:
+        lines += ["", render_fidelity(report["fidelity"], s)]
     return "\n".join(lines)

@@ -7,9 +7,16 @@ no autograd), per config and batch size, engine by engine:
   openvino     OpenVINO, fp32, from the same export
   fused        HiFiGAN(fused=True)
 
+and in bf16, in the same rounds, each measured against the fp32 eager output (SNR):
+
+  fused_bf16     the fused fp32 model inside compute_in_bf16() (our kernels: bf16 products, fp32 sums)
+  eager_bf16     PyTorch's bf16: a copy of the eager model .to(torch.bfloat16) fed a bf16 mel
+  openvino_bf16  OpenVINO from the same ONNX export, bf16 precision hint
+
 The GPU table (vocoder_ext/cli/bench/cuda.py) reuses `inference` and, off CUDA, `compiled_engine`.
 """
 import contextlib
+import copy
 import importlib
 import importlib.util
 import io
@@ -23,11 +30,19 @@ import warnings
 import torch
 
 from ...models.hifigan import HiFiGAN
+from ...runtime.precision import compute_in_bf16
 from ..common import DEFAULT_SAMPLING_RATE
+from ..precision import snr_db
 from .timing import fmt, frames_for, log, round_robin, table, warm_up
 
-ENGINES = ("eager", "compile", "onnxruntime", "openvino", "fused")
-QUICK_ENGINES = ("eager", "fused")
+ENGINES = ("eager", "compile", "onnxruntime", "openvino", "fused", "fused_bf16", "eager_bf16", "openvino_bf16")
+QUICK_ENGINES = ("eager", "fused", "fused_bf16")
+BF16_ENGINES = ("fused_bf16", "eager_bf16", "openvino_bf16")  # every other engine computes in fp32
+ONNX_ENGINES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino_bf16": "openvino"}  # -> package
+
+
+def engine_precision(engine):
+    return "bf16" if engine in BF16_ENGINES else "fp32"
 
 
 def e2e_section(configs, settings):
@@ -37,41 +52,48 @@ def e2e_section(configs, settings):
         eager_model = HiFiGAN(h, fused=False).remove_weight_norm().eval()
         fused_model = HiFiGAN(h, fused=True).remove_weight_norm().eval()
         fused_model.load_state_dict(eager_model.state_dict())
+        models = {"eager": eager_model, "fused": fused_model}
+        if "eager_bf16" in settings["engines"]:
+            models["eager_bf16"] = copy.deepcopy(eager_model).to(torch.bfloat16)
         frames = frames_for(h, settings["seconds"])
         sampling_rate = h.get("sampling_rate", DEFAULT_SAMPLING_RATE)
         with tempfile.TemporaryDirectory(prefix="vocoder_ext_bench_") as tmp:
             onnx_path, onnx_info = None, None
-            if any(e in ("onnxruntime", "openvino") and installed(e) for e in settings["engines"]):
+            if any(e in ONNX_ENGINES and installed(ONNX_ENGINES[e]) for e in settings["engines"]):
                 onnx_path, onnx_info = export_onnx(eager_model, name, h, frames, os.path.join(tmp, f"{name}.onnx"))
             for batch in settings["batches"]:
                 log(f"e2e: {name} batch {batch}, {frames} frames ({settings['seconds']:g} s of audio per item)")
                 gen = torch.Generator().manual_seed(settings["seed"] + batch)
                 mels = [torch.randn(batch, h["num_mels"], frames, generator=gen) for _ in range(settings["inputs"])]
-                engines, status = make_engines(settings["engines"], eager_model, fused_model, onnx_path, onnx_info,
+                engines, status = make_engines(settings["engines"], models, onnx_path, onnx_info,
                                                batch, h["num_mels"], frames, settings["threads"])
                 rows += time_models(name, batch, engines, status, mels, settings, sampling_rate, onnx_info)
     return rows
 
 
-def make_engines(names, eager_model, fused_model, onnx_path, onnx_info, batch, num_mels, frames, threads):
-    """-> ({engine: fn(mel) -> audio tensor}, {engine: why it is skipped})."""
+def make_engines(names, models, onnx_path, onnx_info, batch, num_mels, frames, threads):
+    """models: {"eager", "fused" and, for eager_bf16, "eager_bf16": its bf16 copy}.
+    -> ({engine: fn(mel) -> audio tensor}, {engine: why it is skipped})."""
     engines, status = {}, {}
     for name in names:
         try:
-            if name == "eager":
-                engines[name] = inference(eager_model)
-            elif name == "fused":
-                engines[name] = inference(fused_model)
+            if name in ("eager", "fused"):
+                engines[name] = inference(models[name])
+            elif name == "fused_bf16":
+                engines[name] = bf16_compute_inference(models["fused"])
+            elif name == "eager_bf16":
+                engines[name] = bf16_tensor_inference(models["eager_bf16"])
             elif name == "compile":
-                engines[name] = compiled_engine(eager_model)
-            elif not installed(name):
-                raise MissingPackage(name)
+                engines[name] = compiled_engine(models["eager"])
+            elif not installed(ONNX_ENGINES[name]):
+                raise MissingPackage(ONNX_ENGINES[name])
             elif onnx_path is None:
                 status[name] = onnx_info["status"]
             elif name == "onnxruntime":
                 engines[name] = onnxruntime_engine(onnx_path, threads)
-            elif name == "openvino":
-                engines[name] = openvino_engine(onnx_path, [batch, num_mels, frames], threads)
+            else:
+                engines[name] = openvino_engine(onnx_path, [batch, num_mels, frames], threads,
+                                                "bf16" if name == "openvino_bf16" else "f32")
         except MissingPackage as e:
             status[name] = f"skipped: {e} not installed"
         except Exception as e:  # e.g. a runtime that rejects the exported model: report it, run the others
@@ -84,6 +106,24 @@ def inference(model):
     def fn(mel):
         with torch.inference_mode():
             return model(mel)
+    return fn
+
+
+def bf16_compute_inference(model):
+    """The fp32 model with its fp32 convs computing in bf16 for this call only: the switch is process-wide,
+    and the fp32 engines of the same round must not see it."""
+    def fn(mel):
+        with compute_in_bf16(), torch.inference_mode():
+            return model(mel)
+    return fn
+
+
+def bf16_tensor_inference(model):
+    """A bf16 model: its input is cast to bf16 inside the timed call, as a caller holding fp32 mels would
+    (80 x frames values: nothing beside the model)."""
+    def fn(mel):
+        with torch.inference_mode():
+            return model(mel.to(torch.bfloat16))
     return fn
 
 
@@ -179,13 +219,15 @@ def onnxruntime_engine(path, threads):
     return fn
 
 
-def openvino_engine(path, shape, threads):
-    """OpenVINO CPU, fp32, the ONNX model reshaped to this case's static input shape."""
+def openvino_engine(path, shape, threads, precision="f32"):
+    """OpenVINO CPU, the ONNX model reshaped to this case's static input shape; precision: its inference
+    precision hint, "f32" or "bf16" (an OpenVINO element type name)."""
     ov = optional_import("openvino")
     core = ov.Core()
     model = core.read_model(path)
     model.reshape(shape)
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = core.compile_model(model, "CPU",
+                                  {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision})
     request = compiled.create_infer_request()
 
     def fn(mel):
@@ -198,20 +240,23 @@ def time_models(name, batch, engines, status, mels, settings, sampling_rate, onn
     engines = {e: fn for e, fn in engines.items() if e not in failed}
     timings = round_robin(engines, mels, settings["repeats"])
     samples = outputs["eager"].numel() if "eager" in outputs else None
+    reference = outputs.get("eager")  # fp32 eager: what every engine, fp32 or bf16, is measured against
     eager_s = statistics.median(timings["eager"]["seconds"]) if "eager" in timings else None
     rows = []
     for engine in settings["engines"]:
         row = {"config": name, "batch": batch, "frames": mels[0].shape[2], "engine": engine,
+               "precision": engine_precision(engine),
                "audio_s": samples / sampling_rate if samples else None, "output_samples": samples}
         if engine in timings:
             seconds = statistics.median(timings[engine]["seconds"])
             row.update(status="ok", median_s=seconds, x_realtime=row["audio_s"] / seconds,
                        khz=samples / seconds / 1e3, speedup_vs_eager=eager_s / seconds,
-                       max_abs_diff_vs_eager=(outputs[engine] - outputs["eager"]).abs().max().item(),
+                       max_abs_diff_vs_eager=(outputs[engine] - reference).abs().max().item(),
+                       snr_db_vs_eager=snr_db(outputs[engine], reference),
                        first_call_s=first_call[engine], seconds=timings[engine]["seconds"])
         else:
             row["status"] = status.get(engine) or f"failed: {failed[engine]}"
-        if engine in ("onnxruntime", "openvino") and onnx_info:
+        if engine in ONNX_ENGINES and onnx_info:
             row["onnx_export"] = {k: v for k, v in onnx_info.items() if k != "status"}
         rows.append(row)
     return rows
@@ -223,9 +268,9 @@ def render_e2e(rows, s):
         if r["status"] == "ok":
             body.append([r["config"], r["batch"], r["engine"], fmt(1e3 * r["median_s"]), fmt(r["x_realtime"]),
                          fmt(r["khz"]), fmt(r["speedup_vs_eager"]), fmt(r["max_abs_diff_vs_eager"], 2),
-                         fmt(r["first_call_s"])])
+                         snr_cell(r["snr_db_vs_eager"]), fmt(r["first_call_s"])])
         else:
-            body.append([r["config"], r["batch"], r["engine"], r["status"], "", "", "", "", ""])
+            body.append([r["config"], r["batch"], r["engine"], r["status"], "", "", "", "", "", ""])
     exporters = sorted({f"{r['onnx_export']['exporter']} exporter" for r in rows
                         if r.get("onnx_export", {}).get("exporter")})
     return "\n".join([
@@ -235,9 +280,17 @@ def render_e2e(rows, s):
         "torch.inference_mode(); compile = torch.compile(eager model, inductor, freezing=True, dynamic=False) under "
         "torch.no_grad(); onnxruntime (CPUExecutionProvider) and openvino (CPU, f32 precision hint, static input "
         "shape) run an fp32 ONNX export of the eager model" + (f" ({', '.join(exporters)})" if exporters else "") +
-        ". x real-time = audio seconds (all items) / wall seconds; kHz = output samples per second / 1000; "
+        ". bf16 engines: fused_bf16 = the fused fp32 model inside compute_in_bf16() (our kernels multiply in "
+        "bf16, add in fp32); eager_bf16 = PyTorch's bf16, the eager model .to(torch.bfloat16) fed a bf16 mel; "
+        "openvino_bf16 = openvino with the bf16 precision hint. SNR = 10 log10(sum ref^2 / sum (y - ref)^2) "
+        "against the fp32 eager output of the same input (exact: identical). x real-time = audio seconds "
+        "(all items) / wall seconds; kHz = output samples per second / 1000; "
         "first call = the warm-up call, which includes compilation, not in the medians.",
         "",
         table(["config", "batch", "engine", "median ms", "x real-time", "kHz", "speedup vs eager",
-               "max abs diff vs eager", "first call s"], body),
+               "max abs diff vs eager", "SNR dB vs eager", "first call s"], body),
     ])
+
+
+def snr_cell(value):
+    return "exact" if value is None else f"{value:.1f}"
