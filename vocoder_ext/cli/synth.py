@@ -1,6 +1,6 @@
 """`python -m vocoder_ext synth INPUT -o OUT_DIR`: mel or wav file or folder -> wav files, with a checkpoint or a
 config, on HiFi-GAN (default) or WaveGlow (--vocoder waveglow, --sigma), optionally denoised (--denoise),
-optionally computing in bf16 on the CPU (--precision bf16).
+optionally computing in bf16 on the CPU (--precision bf16), HiFi-GAN optionally as a stream of chunks (--stream).
 
 A wav is analysed with the model's own features first (HiFiGAN.mel_spectrogram: another toolkit's front end
 for its checkpoints; Tacotron2's for WaveGlow), so the output is its resynthesis."""
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .. import audio
 from ..models import Denoiser, HiFiGAN, WaveGlow
 from ..runtime.precision import precision_context
+from ..streaming import Stream
 from . import precision
 from .common import UserError, choose_device, list_inputs, model_sampling_rate, progress, stem
 
@@ -57,6 +58,13 @@ def add_arguments(p):
                         "frames (5) on each side and keep the whole, longer audio (HiFi-GAN checkpoints of those "
                         "toolkits only; default: off, the plain generator)")
     precision.add_argument(p, "the vocoder runs")
+    p.add_argument("--stream", action="store_true",
+                   help="HiFi-GAN: vocode each mel as a stream of --chunk-frames pieces, as a TTS service would "
+                        "(vocoder_ext.stream): with the default lookahead the wav equals the one without --stream")
+    p.add_argument("--chunk-frames", type=int, default=32, help="--stream: mel frames per chunk (default: 32)")
+    p.add_argument("--lookahead-frames", type=int,
+                   help="--stream: frames of right context to wait for (default: the model's exact right "
+                        "context, vocoder_ext.receptive_field; fewer: lower latency, approximate audio)")
 
 
 def load_mel(path, num_mels):
@@ -176,6 +184,10 @@ def run(args):
     if args.inference_padding and args.vocoder != "hifigan":
         raise UserError("--inference-padding reproduces Coqui's / SpeechBrain's HiFi-GAN inference (not WaveGlow's)")
 
+    if args.stream and (args.vocoder != "hifigan" or args.inference_padding or args.denoise > 0):
+        raise UserError("--stream vocodes HiFi-GAN's plain generator (not WaveGlow, --inference-padding or --denoise)")
+    if not args.stream and (args.chunk_frames != 32 or args.lookahead_frames is not None):
+        raise UserError("--chunk-frames and --lookahead-frames go with --stream")
     model = load_model(args.vocoder, args.checkpoint, args.config, args.fused)
     if args.remove_weight_norm:
         model.remove_weight_norm()
@@ -198,11 +210,28 @@ def run(args):
     os.makedirs(args.output, exist_ok=True)
     sampling_rate = model_sampling_rate(model)
     with torch.inference_mode(), precision_context(args.precision), progress(total=len(files), desc="synth") as bar:
+        if args.stream:
+            for i, mel in enumerate(mels):
+                audio.save_wav(os.path.join(args.output, f"{stems[i]}.wav"), streamed(mel, model, device, args),
+                               sampling_rate)
+                bar.update(1)
+            return
         for batch in length_sorted_batches(mels, args.batch_size):
             for i, wav in zip(batch, vocode([mels[i] for i in batch], model, device, sigma, denoiser, pad_value,
                                             args.inference_padding)):
                 audio.save_wav(os.path.join(args.output, f"{stems[i]}.wav"), wav, sampling_rate)
             bar.update(len(batch))
+
+
+def streamed(mel, model, device, args):
+    """[num_mels, frames] -> float32 CPU audio [frames * hop], the mel fed to vocoder_ext.stream in pieces of
+    --chunk-frames frames, as they would arrive from an acoustic model."""
+    try:
+        state = Stream(model, args.chunk_frames, args.lookahead_frames)
+    except ValueError as e:
+        raise UserError(f"--stream: {e}") from e
+    pieces = [state.push(piece) for piece in torch.split(mel[None].to(device), args.chunk_frames, 2)]
+    return torch.cat(pieces + [state.flush()], 2)[0, 0].float().cpu()
 
 
 def length_sorted_batches(mels, batch_size):

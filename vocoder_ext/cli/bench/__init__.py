@@ -1,6 +1,6 @@
 """`python -m vocoder_ext bench`: kernel microbenchmarks and end-to-end speed tables.
 
-Five sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
+Seven sections, each a Markdown table on stdout; together in OUT/bench.md, and every raw timing in
 OUT/bench.json (with the settings and the machine):
 
   ops    lrelu_conv1d (with a residual, as in the resblocks) at each distinct (C, T, K, dilation) of each
@@ -23,6 +23,8 @@ OUT/bench.json (with the settings and the machine):
          op, with GFLOP/s (`--disc-only` runs just this section).
   fidelity  only with --fidelity (and alone): bf16 vs fp32 audio of the demo checkpoint and random
          --configs models on the validation utterances: SNR (min, mean) and log-mel L1 (fidelity.py).
+  stream only with --stream-only: vocoder_ext.stream's time to first audio and speed per chunk size
+         against the whole-utterance forward, per config (streaming.py).
 
 --static runs none of these, only the static GPU resource report of the Triton kernels (registers,
 shared memory, spills per kernel/variant/autotune config/target, from an ahead-of-time compile and
@@ -47,8 +49,8 @@ alike. Round r feeds input r mod --inputs (a few different random inputs of the 
 shows medians; the JSON has every sample. Timings are wall clock (time.perf_counter) on the CPU.
 
 The modules of this package, by what they measure: ops.py, inference.py (e2e), training.py (train,
-gan), discriminators.py (disc), fidelity.py (fidelity), cuda.py + cuda_markdown.py + forced.py (--device
-cuda), static.py + static_compile.py (--static, Triton) + static_cuda.py, static_cuda_parse.py,
+gan), discriminators.py (disc), fidelity.py (fidelity), streaming.py (stream), cuda.py + cuda_markdown.py +
+forced.py (--device cuda), static.py + static_compile.py (--static, Triton) + static_cuda.py, static_cuda_parse.py,
 static_cuda_binary.py (--static, CUDA C++; ptxas_log.py for both), waveglow.py + waveglow_ops.py,
 waveglow_infer.py, waveglow_train.py, waveglow_common.py (--waveglow); options.py holds the settings and
 timing.py the helpers they all share (timing discipline, machine info, Markdown).
@@ -69,6 +71,7 @@ from .fidelity import fidelity_section, render_fidelity
 from .inference import ENGINES, QUICK_ENGINES, e2e_section, render_e2e
 from .ops import ops_section, render_ops
 from .options import DEFAULT_OUT, FULL, PRECISION_CHOICES, QUICK, resolve_settings
+from .streaming import render_stream, stream_section
 from .timing import config_name, load_average, machine_info, versions
 from .training import gan_section, render_gan, render_train, train_section
 
@@ -114,6 +117,10 @@ def add_arguments(p):
                            "the validation utterances at fp32 and at bf16 (fused_bf16, fused bf16 tensors, "
                            "eager_bf16); SNR against fp32 (min, mean) and log-mel L1 (vocoder_ext/cli/bench/"
                            "fidelity.py)")
+    only.add_argument("--stream-only", action="store_true",
+                      help="only the streaming table: vocoder_ext.stream's time to first audio and speed per chunk "
+                           "size (8, 16, 32, 64 frames) against the whole-utterance forward, per --configs "
+                           "(vocoder_ext/cli/bench/streaming.py)")
     only.add_argument("--static", action="store_true",
                       help="only the static GPU resource report of the Triton kernels (registers, shared "
                            "memory, spills from an ahead-of-time compile for sm_80/sm_90 + ptxas -v; no GPU "
@@ -144,7 +151,7 @@ def run(args):
         raise UserError("--cuda-archs only applies to --static (the archs its CUDA C++ kernels are compiled for)")
     if getattr(args, "precision", None) is not None and (
             getattr(args, "device", "cpu") != "cpu" or any(getattr(args, name, False) for name in (
-                "static", "waveglow", "ops_only", "disc_only", "train_only", "fidelity"))):
+                "static", "waveglow", "ops_only", "disc_only", "train_only", "fidelity", "stream_only"))):
         raise UserError("--precision selects the CPU end-to-end table's engines; this run has no such table")
     if getattr(args, "fidelity_utterances", None) is not None and not getattr(args, "fidelity", False):
         raise UserError("--fidelity-utterances only applies to --fidelity")
@@ -199,6 +206,8 @@ def run_sections(settings):
         report["disc"] = disc_section(settings)
     if "fidelity" in settings["sections"]:
         report["fidelity"] = fidelity_section(configs, settings)
+    if "stream" in settings["sections"]:
+        report["stream"] = stream_section(configs, settings)
     report["load_average"]["end"] = load_average()
     return report
 
@@ -237,4 +246,6 @@ def render_markdown(report):
         lines += ["", render_disc(report["disc"], s)]
     if "fidelity" in report:
         lines += ["", render_fidelity(report["fidelity"], s)]
+    if "stream" in report:
+        lines += ["", render_stream(report["stream"], s)]
     return "\n".join(lines)

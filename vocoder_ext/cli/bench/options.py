@@ -88,6 +88,8 @@ def sections(args):
         return ["disc"]
     if getattr(args, "fidelity", False):
         return ["fidelity"]
+    if getattr(args, "stream_only", False):
+        return ["stream"]
     if getattr(args, "train_only", False):
         return ["train", "gan", "disc"]
     chosen = ["e2e"] if args.e2e_only else ["ops", "e2e"]
