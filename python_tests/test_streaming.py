@@ -1,5 +1,5 @@
-"""Streaming HiFi-GAN (vocoder_ext.streaming): the receptive field against a brute-force probe, chunked output
-equal to the whole utterance's, a short lookahead's error, and bad input."""
+"""Streaming (vocoder_ext.streaming): HiFi-GAN's receptive field against a brute-force probe, chunked output equal
+to the whole utterance's (HiFi-GAN, and WaveGlow with a given z), a short lookahead's error, and bad input."""
 import pathlib
 
 import pytest
@@ -77,6 +77,44 @@ def test_streaming_the_eager_path_and_the_demo_model():
     assert torch.equal(_streamed(demo, mel, torch.split(mel, 5, 2), chunk_frames=16), whole)
 
 
+def small_waveglow(seed=0):
+    torch.manual_seed(seed)
+    m = vocoder_ext.WaveGlow(n_flows=4, n_early_every=2, WN_config={"n_layers": 4, "n_channels": 16, "kernel_size": 3})
+    with torch.no_grad():
+        for wn in m.WN:  # NVIDIA's init zeroes the last conv (each coupling starts as the identity)
+            wn.end.weight.normal_(0, 0.1)
+            wn.end.bias.normal_(0, 0.1)
+    return m.eval()
+
+
+def test_waveglow_streams_with_a_given_z():
+    m = small_waveglow()
+    assert receptive_field(vocoder_ext.WaveGlow()) == (99, 96)  # NVIDIA's config: twelve flows of 255 steps
+    left, right = receptive_field(m)
+    mel = torch.randn(2, 80, 47)
+    z = torch.randn(*m.noise_shape(mel))
+    steps = 256 // m.n_group
+    with torch.inference_mode():
+        whole = m.infer(mel, 0.8, z=z)
+    cuts = [0, 3, 4, 17, 30, 47]
+    pieces = [(mel[:, :, a:b], z[:, :, a * steps:b * steps]) for a, b in zip(cuts, cuts[1:])]
+    for chunk in (1, 7, 32):
+        with torch.inference_mode():
+            out = torch.cat(list(stream(m, pieces, chunk_frames=chunk, sigma=0.8)), -1)
+        assert torch.equal(out, whole), f"chunk {chunk}"
+    # the field is tight: one frame less of either context changes the audio
+    for less_left, lookahead in ((0, right - 1), (1, right)):
+        s = Stream(m, chunk_frames=4, lookahead_frames=lookahead, sigma=0.8)
+        s.left -= less_left
+        with torch.inference_mode():
+            out = torch.cat([s.push(*p) for p in pieces] + [s.flush()], -1)
+        assert out.shape == whole.shape and not torch.equal(out, whole)
+    with pytest.raises(ValueError, match=r"WaveGlow streams with a given z: expected a float tensor \(2, 8, 96\)"):
+        Stream(m).push(mel[:, :, :3])
+    with pytest.raises(ValueError, match="z is WaveGlow's noise; HiFi-GAN takes the mel alone"):
+        Stream(model("v2")).push(torch.randn(1, 80, 3), torch.randn(1, 8, 96))
+
+
 def test_a_short_lookahead_trades_exactness_for_latency():
     m = model("v2")
     left, right = receptive_field(m)
@@ -114,8 +152,8 @@ def test_bad_input_is_refused_clearly():
         Stream(m, chunk_frames=0)
     with pytest.raises(ValueError, match="lookahead_frames: expected an int >= 0 or None"):
         Stream(m, lookahead_frames=-1)
-    with pytest.raises(TypeError, match="expected a vocoder_ext.HiFiGAN, got WaveGlow"):
-        Stream(vocoder_ext.WaveGlow(n_flows=2, WN_config={"n_layers": 2, "n_channels": 8, "kernel_size": 3}))
+    with pytest.raises(TypeError, match="expected a vocoder_ext.HiFiGAN or WaveGlow, got Linear"):
+        Stream(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match=r"expected a torch.Tensor \[B, 80, n\], got ndarray"):
         Stream(m).push(torch.randn(1, 80, 2).numpy())
 
@@ -152,8 +190,12 @@ def test_bench_stream_table(capsys, tmp_path):
     import json
     code, err = _cli(capsys, "bench", "--stream-only", "--quick", "--out", tmp_path)
     assert code == 0, err
-    rows = json.loads((tmp_path / "bench.json").read_text())["stream"]
+    report = json.loads((tmp_path / "bench.json").read_text())["stream"]
+    rows = report["latency"]
     assert [r["chunk_frames"] for r in rows] == ["whole", 8, 16, 32, 64]
     assert all(r["exact"] and 0 < r["first_audio_s"] <= r["total_s"] for r in rows)
     assert all(r["lookahead_frames"] == 13 for r in rows[1:])
     assert "## Streaming: time to first audio" in (tmp_path / "bench.md").read_text()
+    looks = report["lookahead"]
+    assert [r["lookahead_frames"] for r in looks] == [0, 1, 2, 4, 6, 8, 13]
+    assert looks[-1]["exact"] and not looks[0]["exact"] and looks[0]["snr_db"] < looks[-2]["snr_db"]
