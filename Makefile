@@ -44,6 +44,7 @@ cmake-check: install
 	  assert len(ops) == want, (ops, want); print('cmake library registers', ops); \
 	  no_cuda = [o for o in ops if not torch._C._dispatch_has_kernel_for_dispatch_key(o, 'CUDA')]; \
 	  assert not no_cuda, ('no CUDA kernel', no_cuda); print('each with a CUDA kernel')"
+	$(PY) examples/vocode/check.py cmake-build/vocode
 
 clean:
 	rm -rf build cmake-build cmake-build.log out vocoder_ext/_C*.so *.egg-info

@@ -1,10 +1,11 @@
-"""Command line: `python -m vocoder_ext {info, mel, synth, demo, bench}`.
+"""Command line: `python -m vocoder_ext {info, mel, synth, demo, bench, export}`.
 
     info                       versions, extension, which backend serves each op, CPU/CUDA/Triton (info.py)
     mel INPUT -o OUT_DIR       wav file or folder -> HiFi-GAN log-mel spectrograms (.npy or .pt) (mel.py)
     synth INPUT -o OUT_DIR     mel file or folder -> wav files, with a checkpoint or a config (synth.py)
     demo                       the bundled corpus through the fused and the eager path (demo.py)
     bench                      kernel microbenchmarks and end-to-end speed tables (bench/)
+    export --checkpoint F --out model.pt2   a generator as an AOTInductor package, to serve from C++ (export.py)
 
 Each command is a module with `add_arguments(parser)` and `run(args)`. User errors (a missing path, an
 unreadable or wrong-rate file, a bad mel, a bad checkpoint or config) print one `error: ...` line to
@@ -13,7 +14,7 @@ stderr and exit with status 2. Anything else is a bug in this package and keeps 
 import argparse
 import sys
 
-from . import bench, demo, info, mel, synth
+from . import bench, demo, export, info, mel, synth
 from .common import EXIT_USER_ERROR, USER_ERRORS
 
 COMMANDS = {  # name -> (module, help)
@@ -22,6 +23,7 @@ COMMANDS = {  # name -> (module, help)
     "synth": (synth, "mel file or folder -> wav files"),
     "demo": (demo, "vocode the bundled corpus on the fused and eager paths, with a speed table"),
     "bench": (bench, "kernel microbenchmarks and end-to-end speed tables (Markdown + JSON)"),
+    "export": (export, "a HiFi-GAN generator -> an AOTInductor package (.pt2) to serve without Python"),
 }
 
 

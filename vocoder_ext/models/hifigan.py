@@ -175,7 +175,9 @@ class HiFiGAN(nn.Module):
         mel = check_mel(mel, self.config["num_mels"], self.conv_pre.weight.dtype)
         if inference_padding:
             mel = F.pad(mel, (self.inference_padding,) * 2, mode="replicate")
-        x = self.conv_pre(mel)
+        # conv_pre on our kernel too when fused: its sums then run in an order that does not depend on the
+        # length, which exact streaming needs (oneDNN's conv picks its blocking by length)
+        x = _fused_conv(mel, self.conv_pre, 1.0) if self.fused and self.conv_pre.kernel_size % 2 else self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             if self.fused:
                 x = ops.lrelu_conv_transpose1d(x, up.weight, up.bias, up.stride, up.padding, LRELU_SLOPE,

@@ -1,0 +1,43 @@
+"""`python -m vocoder_ext export`: a generator as an AOTInductor package that loads back and gives the model's
+audio, with its serving metadata; bad requests refused. (The C++ program that runs such a package is checked by
+`make cmake-check`: examples/vocode/check.py.)"""
+import pytest
+import torch
+
+from vocoder_ext import HiFiGAN
+from vocoder_ext.cli import main
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_export_writes_a_package_equal_to_the_model(capsys, tmp_path):
+    torch.manual_seed(0)
+    checkpoint = HiFiGAN("v2").save_pretrained(str(tmp_path / "v2.pt"))
+    package = tmp_path / "v2.pt2"
+    code, err = cli(capsys, "export", "--checkpoint", checkpoint, "--out", package, "--frames", 12)
+    assert code == 0, err
+    loaded = torch._inductor.aoti_load_package(str(package))
+    model = HiFiGAN.from_pretrained(checkpoint).remove_weight_norm().eval()
+    mel = torch.randn(1, 80, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel), model(mel), rtol=0, atol=1e-5)
+    metadata = loaded.loader.get_metadata()
+    assert (metadata["sampling_rate"], metadata["hop_length"], metadata["num_mels"]) == ("22050", "256", "80")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []  # no staging left
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config", "v2", "--out", "model.onnx"], "an AOTInductor package is a .pt2 file"),
+    (["--out", "m.pt2"], "give --checkpoint PATH"),
+    (["--config", "v2", "--out", "m.pt2", "--frames", 0], "--frames must be >= 1"),
+    (["--config", "v2", "--out", "m.pt2", "--device", "cuda"], "CUDA is not available here"),
+    (["--checkpoint", "missing.pt", "--out", "m.pt2"], "--checkpoint missing.pt"),
+])
+def test_bad_requests_are_refused(capsys, tmp_path, argv, message):
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, err = cli(capsys, "export", *[tmp_path / a if str(a).endswith((".pt2", ".onnx")) else a for a in argv])
+    assert code == 2 and message in err, err
