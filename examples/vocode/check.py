@@ -1,6 +1,7 @@
 """CI's check of examples/vocode: export a seeded V2 generator with `python -m vocoder_ext export --dynamic-frames`,
 run the C++ program (built by CMake against libtorch and the op library) on a mel of another length than the
-export's example, and compare its wav with the model run in Python (max abs difference <= 1e-5).
+export's example, and compare its wav with the model run in Python (max abs difference <= 1e-5); mels of a
+shape the package does not serve must be refused.
 
     python examples/vocode/check.py cmake-build/vocode
 """
@@ -38,6 +39,15 @@ def main(binary):
         if got.shape != want.shape or rate != model.sampling_rate or not diff <= TOLERANCE:
             sys.exit(f"examples/vocode differs from Python: shape {got.shape} vs {want.shape}, rate {rate}, "
                      f"max abs difference {diff} (tolerance {TOLERANCE})")
+        # a mel the package was not exported for is refused with the shapes, not run
+        for shape in ((79, 20), (80, 513)):
+            np.save(os.path.join(tmp, "bad.npy"), np.zeros(shape, np.float32))
+            bad = subprocess.run([binary, package, os.path.join(tmp, "bad.npy"), wav], capture_output=True, text=True)
+            expected = "expected a mel of 80 channels and 1..512 frames"
+            if bad.returncode == 0 or expected not in bad.stderr or "frame #" in bad.stderr:
+                sys.exit(f"examples/vocode on a {shape} mel: expected a one-line error with '{expected}', got exit "
+                         f"{bad.returncode} and stderr {bad.stderr!r}")
+        print("vocode refuses mels of the wrong shape")
 
 
 if __name__ == "__main__":

@@ -90,12 +90,33 @@ int main(int argc, char** argv) {
   try {
     torch::inductor::AOTIModelPackageLoader loader(argv[1]);
     const auto metadata = loader.get_metadata();
-    const auto rate = metadata.find("sampling_rate");
-    const uint32_t sampling_rate = rate == metadata.end() ? 22050u : static_cast<uint32_t>(std::stoul(rate->second));
+    auto number = [&](const char* key) {
+      const auto it = metadata.find(key);
+      if (it == metadata.end())
+        throw std::runtime_error(std::string(argv[1]) + ": no '" + key + "' in the package's metadata (write it "
+                                 "with python -m vocoder_ext export)");
+      return std::stoll(it->second);
+    };
     const at::Tensor mel = read_npy(argv[2]);
+    // The compiled model does not check its input's shape: a static package fed another length would read
+    // out of bounds. So the shape is checked here, against what export recorded.
+    const int64_t num_mels = number("num_mels"), min_frames = number("min_frames"), max_frames = number("max_frames");
+    const int64_t frames = mel.size(2);
+    if (mel.size(1) != num_mels || frames < min_frames || frames > max_frames) {
+      std::ostringstream want;
+      want << argv[2] << ": expected a mel of " << num_mels << " channels and "
+           << (min_frames == max_frames ? std::to_string(min_frames) : std::to_string(min_frames) + ".." +
+                                                                        std::to_string(max_frames))
+           << " frames (what the package was exported for), got shape (" << mel.size(1) << ", " << frames << ")";
+      throw std::runtime_error(want.str());
+    }
+    const uint32_t sampling_rate = static_cast<uint32_t>(number("sampling_rate"));
     const std::vector<at::Tensor> out = loader.run({mel});
     write_wav(argv[3], out.at(0), sampling_rate);
     std::cout << "wrote " << argv[3] << ": " << out.at(0).size(-1) << " samples at " << sampling_rate << " Hz\n";
+  } catch (const c10::Error& e) {  // libtorch's: its what() carries a stack trace
+    std::cerr << "error: " << e.what_without_backtrace() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
