@@ -1,8 +1,6 @@
 """python -m vocoder_ext bench, its bf16 side: the bf16 engines of the end-to-end table (with their SNR against
 fp32 eager), --precision choosing the engines, and the --fidelity table. Tiny settings, one thread; no timing
 is asserted."""
-import contextlib
-import io
 import json
 import math
 import statistics
@@ -10,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from test_bench import md_table, run_bench
 from vocoder_ext.cli import build_parser, main
 from vocoder_ext.cli.bench.fidelity import CHECKPOINT, VARIANTS
 from vocoder_ext.cli.bench.options import resolve_settings
@@ -20,21 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 # land a few dB under that. Exact fp32 would be > 100 dB, a broken kernel < 20.
 BF16_SNR = (30.0, 70.0)
 needs_bf16 = pytest.mark.skipif(not bf16_kernels(), reason="no AVX512_BF16: the kernels compute bf16 in fp32")
-
-
-def run_bench(*argv):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["bench", *map(str, argv)])
-    return code, out.getvalue()
-
-
-def md_table(markdown, title_start):
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("## " + title_start)) + 1
-    rows = [line for line in lines[start:] if line.startswith("|")]
-    header = [c.strip() for c in rows[0].strip("|").split("|")]
-    return [dict(zip(header, (c.strip() for c in row.strip("|").split("|")))) for row in rows[2:]]
 
 
 @pytest.fixture(scope="module")
