@@ -324,8 +324,8 @@ def test_a_forced_backend_that_refuses_at_call_time_fails_its_rows_not_the_run(t
     report, markdown = run_tiny(tmp_path, "cuda", dtypes="fp32")
     eager, cuda = report["e2e"]
     assert eager["engine"] == "eager" and eager["status"] == "ok"
-    assert cuda["engine"] == "cuda" and cuda["status"].startswith(
-        "failed: RuntimeError: VOCODER_EXT_BACKEND=cuda cannot serve lrelu_conv_transpose1d on cpu tensors")
+    assert cuda["engine"] == "cuda" and cuda["status"].startswith(  # conv_pre, the fused forward's first op
+        "failed: RuntimeError: VOCODER_EXT_BACKEND=cuda cannot serve lrelu_conv1d on cpu tensors")
     assert md_table(markdown)[1]["median ms"] == cuda["status"]
 
 
