@@ -170,11 +170,12 @@ def test_inference_padding_needs_a_toolkit_that_has_one():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_fused_training_under_cpu_autocast(dtype):
     """`--amp` on CPU trains under autocast: the fused ops take autocast's dtype as conv1d does, and
-    their error against fp32 stays within twice eager autocast's (+ a small atol). Summed over 5 fresh
+    their error against fp32 stays within twice eager autocast's (+ a small atol). Summed over 10 fresh
     draws: per draw, both errors scatter from ~0.1 to ~20 ulps of the gradient's norm (measured over 120
-    seeds in fp16, the same spread for both paths), so one draw's ratio is a coin toss ~2% of the time."""
+    seeds in fp16, the same spread for both paths), so one draw's ratio is a coin toss ~2% of the time; a
+    fresh-clone CI run hit a failing 5-draw sum (as seed 17 does), 10 draws halve the spread of the sums."""
     err, gerr, ulps = {True: 0.0, False: 0.0}, {True: 0.0, False: 0.0}, 0.0
-    for _ in range(5):
+    for _ in range(10):
         model = HiFiGAN(TINY, fused=True)
         mel = torch.randn(2, 80, 7)
         want = model(mel)
