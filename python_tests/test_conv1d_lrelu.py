@@ -156,18 +156,3 @@ def test_backward_computes_only_the_gradients_autograd_uses(monkeypatch, groups,
                                                          0.1, [False, True, False])
     assert only_w[0].numel() == 0 and only_w[2].numel() == 0
     torch.testing.assert_close(only_w[1], full[1], rtol=0, atol=0)
-
-
-@needs_ext
-def test_bf16_runs_onednns_bf16_convs_as_eager_does():
-    """bf16 (the recipe's --amp on CPU): oneDNN's bf16 convs, the eager layer's own numbers, even for the grouped,
-    long layers our fp32 kernels would take."""
-    x = torch.randn(2, 16, 1100).bfloat16().requires_grad_()
-    w = (torch.randn(32, 4, 41) / 13).bfloat16().requires_grad_()
-    b = torch.randn(32).bfloat16().requires_grad_()
-    y = ops.conv1d_lrelu(x, w, b, 2, 20, 4, 0.1)
-    want = ops.conv1d_lrelu_ref(x, w, b, 2, 20, 4, 0.1)
-    assert y.dtype == torch.bfloat16 and torch.equal(y, want)
-    g = torch.randn_like(y)
-    for got, expected in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(want, (x, w, b), g)):
-        assert got.dtype == torch.bfloat16 and torch.equal(got, expected)

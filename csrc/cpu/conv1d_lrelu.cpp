@@ -9,33 +9,54 @@
 // Backward: grad_x is the transposed conv of grad_out * leaky'(out), polyphase over x's phases
 // (csrc/polyphase.h); grad_w one matrix product per tap over (batch, time, column).
 //
-// Where oneDNN (ATen's conv) measured faster, it runs instead, with the same epilogue and leaky': the forward
-// of dense (groups 1) convs, and the backward of small or short ones. Measured on a 2-core AVX-512 EPYC, the
-// discriminators' shapes at 8192 samples: our forward wins on the MSD's grouped convs with long outputs
-// (1.0-2.3x) and loses on dense ones (0.5-0.9x: oneDNN's blocked weights beat our per-call packing of a 20 MB
-// weight) and on grouped ones with few output steps (0.6-0.9x at <= 129); our backward wins on wide layers with
-// >= 32 output steps per column (1.3-1.6x) and on grouped ones with long outputs, and loses on the rest.
+// Per part (forward, grad_x, grad_w), ours or oneDNN (ATen's conv), whichever measured faster at the
+// discriminators' shapes (the *_pays rules below), with the same epilogue and leaky'. bf16 inputs (--amp) on an
+// AVX512_BF16 CPU run our kernels with bf16 products and fp32 sums and the weight gradient as bf16 matmuls;
+// elsewhere they go to oneDNN's bf16 convs whole.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include "../checks.h"
 #include "../polyphase.h"
 
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
 #include <array>
+#include <cstdlib>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "conv1d_runner.h"
+#include "isa.h"
 
 namespace vocoder_ext::cpu {
 namespace {
 
 at::ScalarType compute_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-// bf16 inputs (the recipe's --amp on CPU) go to oneDNN's bf16 convs whole: our kernels compute in fp32, which
-// measured 0.71x eager's bf16 step (2026-11-26), until they get a bf16 path of their own.
 bool oneDNN_bf16(const at::Tensor& x) { return x.scalar_type() == at::kBFloat16; }
+
+// Whether our kernels compute with bf16 products: bf16 inputs (the recipe's --amp on CPU) or PyTorch's switch
+// for fp32 convs (bf16_compute), on a CPU with AVX512_BF16. bf16 inputs elsewhere go to oneDNN's bf16 convs
+// whole (no warning: they compute in bf16 as asked).
+bool bf16_kernels(const at::Tensor& x) {
+  if (x.scalar_type() == at::kBFloat16) return selected_isa() == Isa::kAvx512Bf16;
+  return bf16_compute(x);
+}
+
+// VOCODER_EXT_DISC_KERNELS=own|onednn puts every part of every call on one side (the tests run both sides on
+// every shape; the benchmarks compare them); unset or "auto": the measured choice below. Read at each call.
+enum class Side { kAuto, kOwn, kOneDnn };
+Side forced_side() {
+  const char* e = std::getenv("VOCODER_EXT_DISC_KERNELS");
+  if (e == nullptr || *e == 0 || std::string(e) == "auto") return Side::kAuto;
+  if (std::string(e) == "own") return Side::kOwn;
+  TORCH_CHECK(std::string(e) == "onednn", "VOCODER_EXT_DISC_KERNELS must be own, onednn or auto; got '", e, "'");
+  return Side::kOneDnn;
+}
 
 // x [B, C, T] or [B, C, T, W] -> [s, B, C, ceil(T / s) * W] with phase r holding x[:, :, r::s] (zeros past T),
 // columns innermost, contiguous.
@@ -63,11 +84,27 @@ PhaseTaps phase_taps(int64_t r, int64_t s, int64_t padding, int64_t k) {
 
 int64_t columns(const at::Tensor& x) { return x.dim() == 4 ? x.size(3) : 1; }
 
-// outputs: T_out * W, the output positions per channel. Grouped convs with few of them (the MSD's later layers
-// at its pooled scales) went to oneDNN's side in the per-layer table of `bench --disc-only` (2026-11-26).
-bool own_forward(int64_t groups, int64_t outputs) { return groups > 1 && outputs >= 256; }
-bool own_backward(int64_t groups, int64_t c_out, int64_t t_out, int64_t outputs) {
-  return groups > 1 ? outputs >= 512 : c_out >= 256 && t_out >= 32;
+// Which side computes each part, from the per-layer timings of both sides at the discriminators' shapes
+// (MPD + MSD at batch 4 x 8192 samples, 2-core AVX-512 EPYC, 2026-11-26; `bench --disc-only` prints them).
+// outputs = T_out * W, the output positions per channel. In fp32, oneDNN's blocked weights beat our per-call
+// packing of the dense layers' 20 MB weights, and its grouped convs win at few output steps; in bf16 its
+// grouped convs are slow (0.4-0.8x ours at >= 128 outputs) and its weight gradients 1.4-2.6x slower than our
+// per-tap bf16 matmuls.
+bool own_forward_pays(bool bf16, int64_t c_out, int64_t groups, int64_t stride, int64_t outputs) {
+  if (const Side f = forced_side(); f != Side::kAuto) return f == Side::kOwn;
+  if (c_out == 1) return true;  // the 1-channel last layers: 0.3 ms against oneDNN's 0.4-0.8
+  return groups > 1 && (outputs >= 128 || (bf16 && stride == 1));
+}
+bool own_grad_x_pays(bool bf16, int64_t c_in, int64_t c_out, int64_t groups, int64_t stride, int64_t t_in,
+                     int64_t outputs) {
+  if (const Side f = forced_side(); f != Side::kAuto) return f == Side::kOwn;
+  if (c_in == 1 || c_out == 1) return true;  // the first layers' grad_x: 1.4-1.6x oneDNN's
+  if (groups == 1) return false;
+  return stride == 1 ? outputs >= 128 : !bf16 && t_in >= 2048;
+}
+bool own_grad_w_pays(bool bf16, int64_t c_out, int64_t groups) {
+  if (const Side f = forced_side(); f != Side::kAuto) return f == Side::kOwn;
+  return bf16 || groups > 1 || c_out >= 1024;
 }
 
 // ATen's conv (oneDNN) of the same shapes: [B, C, T] conv1d, or [B, C, T, W] as a (K, 1) conv2d.
@@ -82,17 +119,18 @@ at::Tensor aten_conv(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
 at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                             int64_t stride, int64_t padding, int64_t groups, double slope) {
   checks::check_conv1d_lrelu(c10::DeviceType::CPU, x_in, weight, bias, stride, padding, groups);
-  const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
-  const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
-  const at::Tensor b = bias ? bias->to(ct).contiguous() : at::Tensor();
-  const int64_t t_out_fwd = checks::conv_out_len(x.size(2), w.size(2), stride, padding);
-  if (oneDNN_bf16(x_in) || !own_forward(groups, t_out_fwd * columns(x))) {
-    at::Tensor y = aten_conv(x, w, b, stride, padding, groups);
+  const bool bf16 = bf16_kernels(x_in);
+  const int64_t t_out = checks::conv_out_len(x_in.size(2), weight.size(2), stride, padding), cols = columns(x_in);
+  if ((oneDNN_bf16(x_in) && !bf16) || !own_forward_pays(bf16, weight.size(0), groups, stride, t_out * cols)) {
+    const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
+    at::Tensor y = aten_conv(x_in.to(ct), weight.to(ct), bias ? bias->to(ct) : at::Tensor(), stride, padding, groups);
     if (slope != 1.0) at::leaky_relu_(y, slope);
     return y.to(x_in.scalar_type());
   }
-  const int64_t batch = x.size(0), c_out = w.size(0), cg = w.size(1), k = w.size(2), cols = columns(x);
-  const int64_t t_out = checks::conv_out_len(x.size(2), k, stride, padding);
+  const at::ScalarType ct = compute_dtype(x_in.scalar_type());
+  const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
+  const at::Tensor b = bias ? bias->to(ct).contiguous() : at::Tensor();
+  const int64_t batch = x.size(0), c_out = w.size(0), cg = w.size(1), k = w.size(2);
   const at::Tensor xp = phases(x, stride);
   at::Tensor y = x.dim() == 4 ? at::empty({batch, c_out, t_out, cols}, x.options())
                               : at::empty({batch, c_out, t_out}, x.options());
@@ -116,24 +154,45 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
       p.t_out = p.y_row = t_out * cols, p.y_off = 0, p.y_step = 1;
       p.slope = scalar_t(1), p.gate_slope = scalar_t(1);
       p.leaky_out = i + 1 == used.size() && slope != 1.0, p.out_slope = static_cast<scalar_t>(slope);
-      run_conv1d(p);
+      run_conv1d(p, bf16);
     }
   });
   return y.to(x_in.scalar_type());
 }
 
+// grad_out * leaky'(out) in the compute dtype (fp32, or fp64 for fp64), leaky' read from the output's sign
+// (slope > 0), in one pass: where(out > 0, g, g * slope) took three.
+at::Tensor leaky_grad(const at::Tensor& grad_out, const at::Tensor& out, double slope) {
+  const at::Tensor go = grad_out.contiguous(), o = out.contiguous();
+  at::Tensor g = at::empty(go.sizes(), go.options().dtype(compute_dtype(go.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, go.scalar_type(), "vocoder_ext_leaky_grad", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = go.const_data_ptr<scalar_t>();
+    const scalar_t* op = o.const_data_ptr<scalar_t>();
+    acc_t* dst = g.mutable_data_ptr<acc_t>();
+    const acc_t s = static_cast<acc_t>(slope);
+    at::parallel_for(0, go.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const acc_t v = static_cast<acc_t>(gp[i]);
+        dst[i] = static_cast<acc_t>(op[i]) > acc_t(0) ? v : v * s;
+      }
+    });
+  });
+  return g;
+}
+
 // The backward's own kernels: g = grad_out * leaky' [B, C_out, T_out(, W)], x [B, C_in, T(, W)], w [C_out,
-// C_in / groups, K], contiguous, in the compute dtype.
+// C_in / groups, K], contiguous, in the compute dtype; bf16: bf16 products.
 at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
-                      int64_t groups) {
+                      int64_t groups, bool bf16) {
   const int64_t batch = x.size(0), c_in = x.size(1), t_in = x.size(2), cols = columns(x);
   const int64_t cg = w.size(1), k = w.size(2), og = w.size(0) / groups, t_out = g.size(2);
   // grad_x[j * s + r] gathers g through the taps k = r + P (mod s): per phase r of x, a stride-1 conv over g
   // (transposed weights [C_in/g rows of output, C_out/g of input], taps reversed), into phase-major rows
   // [s, B, C_in, ceil(T / s) * W] interleaved back at the end.
   const int64_t tq = (t_in + stride - 1) / stride;
-  at::Tensor gx = at::empty({stride, batch, c_in, tq * cols}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "vocoder_ext_conv1d_lrelu_backward", [&] {
+  at::Tensor gx = at::empty({stride, batch, c_in, tq * cols}, g.options());
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "vocoder_ext_conv1d_lrelu_backward", [&] {
     for (int64_t r = 0; r < stride; ++r) {
       const Phase phase = transposed_conv_phase(r, stride, padding, k, tq * stride);
       at::Tensor dst = gx[r];
@@ -152,7 +211,7 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
       p.k = phase.taps, p.dilation = cols, p.pad = phase.pad * cols;
       p.t_out = p.y_row = tq * cols, p.y_off = 0, p.y_step = 1;
       p.slope = scalar_t(1), p.gate_slope = scalar_t(1);
-      run_conv1d(p);
+      run_conv1d(p, bf16);
     }
   });
   at::Tensor grad_x = stride == 1 ? gx[0].view({batch, c_in, tq, cols})
@@ -161,12 +220,13 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
   return x.dim() == 4 ? grad_x.contiguous() : grad_x.reshape({batch, c_in, t_in});
 }
 
-at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
-                      int64_t groups) {
+// g and x in the product's dtype (bf16 for bf16 products: ATen's bf16 matmul, fp32 sums); -> that dtype.
+at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, int64_t k, int64_t stride,
+                      int64_t padding, int64_t groups) {
   const int64_t batch = x.size(0), c_in = x.size(1), cols = columns(x), tq = (x.size(2) + stride - 1) / stride;
-  const int64_t c_out = w.size(0), cg = w.size(1), k = w.size(2), og = c_out / groups, t_out = g.size(2);
-  // grad_w[:, :, k] = sum over (b, j, column) of g[b, :, j] x[b, :, j * s + k - P], per group: one product per
-  // tap, (batch, time, column) flattened into the reduction. Tap k reads phase r = (k - P) mod s at j + q.
+  const int64_t cg = c_in / groups, og = c_out / groups, t_out = g.size(2), n = batch * t_out * cols;
+  // grad_w[:, :, k] = sum over (b, j, column) of g[b, :, j] x[b, :, j * s + k - P], per group: (batch, time,
+  // column) flattened into the reduction. Tap k reads phase r = (k - P) mod s at j + q.
   const at::Tensor xp = phases(x, stride).view({stride, batch, c_in, tq, cols});
   int64_t q_min = 0, q_max = 0;
   for (int64_t kk = 0; kk < k; ++kk) {
@@ -175,51 +235,82 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, const at::Tensor
   }
   const int64_t lpad = -q_min, rpad = std::max<int64_t>(0, t_out + q_max - tq);
   const at::Tensor xpp = at::constant_pad_nd(xp, {0, 0, lpad, rpad});
-  // [g, C_out/g, B * T_out * W]
-  const at::Tensor gg = g.view({batch, groups, og, t_out * cols}).permute({1, 2, 0, 3})
-                            .reshape({groups, og, batch * t_out * cols});
-  at::Tensor grad_w = at::empty({k, groups, og, cg}, x.options());
-  for (int64_t kk = 0; kk < k; ++kk) {
+  auto tap_rows = [&](int64_t kk) {  // x under tap kk: [B * g, C_in/g, T_out * W], a strided view of xpp
     const int64_t d = kk - padding, r = ((d % stride) + stride) % stride, q = (d - r) / stride;
-    const at::Tensor xs = xpp[r].narrow(2, lpad + q, t_out).reshape({batch, groups, cg, t_out * cols});
-    const at::Tensor xk = xs.permute({1, 2, 0, 3}).reshape({groups, cg, batch * t_out * cols});
+    return xpp[r].view({batch * groups, cg, xpp.size(3) * cols}).narrow(2, (lpad + q) * cols, t_out * cols);
+  };
+  if (cg * k <= 64) {  // few (input channel, tap) pairs (the 1-channel first layers): one product over them all
+    const at::Tensor gg = g.view({batch, groups, og, t_out * cols}).permute({1, 2, 0, 3}).reshape({groups, og, n});
+    std::vector<at::Tensor> taps;
+    for (int64_t kk = 0; kk < k; ++kk)
+      taps.push_back(tap_rows(kk).view({batch, groups, cg, t_out * cols}).permute({1, 2, 0, 3}));
+    const at::Tensor im2col = at::stack(taps, 2).reshape({groups, cg * k, n});  // [g, C_in/g, K, B, T_out * W]
+    return at::bmm(gg, im2col.transpose(1, 2)).reshape({c_out, cg, k});
+  }
+  // One product per tap over the (batch item, group) pairs, reading x's padded phase rows in place (no copy
+  // per tap), summed over the batch in fp32 (fp64 for fp64).
+  const at::Tensor gb = g.view({batch * groups, og, t_out * cols});
+  const at::ScalarType acc = g.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor grad_w = at::empty({k, groups, og, cg}, g.options().dtype(acc));
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const at::Tensor part = at::bmm(gb, tap_rows(kk).transpose(1, 2)).view({batch, groups, og, cg});
     at::Tensor dst = grad_w[kk];
-    at::bmm_out(dst, gg, xk.transpose(1, 2));
+    at::sum_out(dst, part, {0}, false, acc);
   }
   return grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k});
+}
+
+// ATen's gradients (oneDNN) for those of `mask`: g in the dtype ATen computes in.
+std::array<at::Tensor, 3> aten_grads(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, int64_t stride,
+                                     int64_t padding, int64_t groups, std::array<bool, 3> mask) {
+  const int64_t c_out = w.size(0);
+  auto [gx, gw, gb] = x.dim() == 4
+      ? at::convolution_backward(g, x, w.unsqueeze(3), c10::IntArrayRef{c_out}, {stride, 1}, {padding, 0}, {1, 1},
+                                 false, {0, 0}, groups, mask)
+      : at::convolution_backward(g, x, w, c10::IntArrayRef{c_out}, {stride}, {padding}, {1}, false, {0}, groups,
+                                 mask);
+  return {gx, mask[1] && x.dim() == 4 ? gw.squeeze(3) : gw, gb};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
     const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& x_in, const at::Tensor& weight, int64_t stride,
     int64_t padding, int64_t groups, double slope, std::array<bool, 3> output_mask) {
   checks::check_conv1d_lrelu(c10::DeviceType::CPU, x_in, weight, std::nullopt, stride, padding, groups);
-  const int64_t batch = x_in.size(0), cols = columns(x_in), c_out = weight.size(0);
-  const int64_t t_out = checks::conv_out_len(x_in.size(2), weight.size(2), stride, padding);
+  const int64_t batch = x_in.size(0), cols = columns(x_in), c_out = weight.size(0), k = weight.size(2);
+  const int64_t t_out = checks::conv_out_len(x_in.size(2), k, stride, padding);
   std::vector<int64_t> out_shape{batch, c_out, t_out};
   if (x_in.dim() == 4) out_shape.push_back(cols);
   for (const at::Tensor* t : {&grad_out, &out})
     TORCH_CHECK(t->sizes() == at::IntArrayRef(out_shape) && t->scalar_type() == x_in.scalar_type(),
                 "conv1d_lrelu_backward: grad_out and out must be ", x_in.scalar_type(), " ", at::IntArrayRef(out_shape),
                 ", got ", t->scalar_type(), " ", t->sizes());
-  const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
-  const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
-  at::Tensor g = grad_out.to(ct).contiguous();
-  if (slope != 1.0) g = at::where(out > 0, g, g * slope);  // leaky' from the output's sign (slope > 0)
   const auto dt = x_in.scalar_type();
   const at::Tensor none = at::empty({0}, x_in.options());  // what a masked-off gradient comes back as
-  if (oneDNN_bf16(x_in) || !own_backward(groups, c_out, t_out, t_out * cols)) {
-    auto [gx, gw, gb] = x.dim() == 4
-        ? at::convolution_backward(g, x, w.unsqueeze(3), c10::IntArrayRef{c_out}, {stride, 1}, {padding, 0}, {1, 1},
-                                   false, {0, 0}, groups, output_mask)
-        : at::convolution_backward(g, x, w, c10::IntArrayRef{c_out}, {stride}, {padding}, {1}, false, {0}, groups,
-                                   output_mask);
-    return {output_mask[0] ? gx.to(dt) : none, output_mask[1] ? (x.dim() == 4 ? gw.squeeze(3) : gw).to(dt) : none,
-            output_mask[2] ? gb.to(dt) : none};
+  const bool bf16 = bf16_kernels(x_in), aten_only = oneDNN_bf16(x_in) && !bf16;
+  const bool own_x = output_mask[0] && !aten_only && own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
+  const bool own_w = output_mask[1] && !aten_only && own_grad_w_pays(bf16 && oneDNN_bf16(x_in), c_out, groups);
+  const at::Tensor g = leaky_grad(grad_out, out, slope);  // fp32 (fp64 for fp64)
+  std::array<at::Tensor, 3> grads{none, none, none};
+  const std::array<bool, 3> aten_mask{output_mask[0] && !own_x, output_mask[1] && !own_w, false};
+  if (aten_mask[0] || aten_mask[1]) {
+    const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : g.scalar_type();
+    const auto [gx, gw, gb] = aten_grads(g.to(ct), x_in.to(ct).contiguous(), weight.to(ct).contiguous(), stride,
+                                         padding, groups, aten_mask);
+    if (aten_mask[0]) grads[0] = gx.to(dt);
+    if (aten_mask[1]) grads[1] = gw.to(dt);
   }
-  return {output_mask[0] ? own_grad_x(g, x, w, stride, padding, groups).to(dt) : none,
-          output_mask[1] ? own_grad_w(g, x, w, stride, padding, groups).to(dt) : none,
-          output_mask[2] ? (x.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}) : g.sum(at::IntArrayRef{0, 2})).to(dt)
-                         : none};
+  if (own_x) {
+    const at::ScalarType ct = g.scalar_type();
+    grads[0] = own_grad_x(g, x_in.to(ct), weight.to(ct).contiguous(), stride, padding, groups, bf16).to(dt);
+  }
+  if (own_w) {
+    // bf16 products where the tensors are bf16 (--amp); under the fp32 switch the gradient stays fp32 (its
+    // rounding to bf16 would cost more accuracy than the switch asks for).
+    const at::ScalarType mt = oneDNN_bf16(x_in) ? at::kBFloat16 : g.scalar_type();
+    grads[1] = own_grad_w(g.to(mt), x_in.to(mt).contiguous(), c_out, k, stride, padding, groups).to(dt);
+  }
+  if (output_mask[2]) grads[2] = (x_in.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}) : g.sum(at::IntArrayRef{0, 2})).to(dt);
+  return {grads[0], grads[1], grads[2]};
 }
 
 }  // namespace

@@ -121,10 +121,12 @@ def _child_peak_memory(setup, h, fused, batch, frames, threads, seed):
 GAN_SKIPPED = "skipped: the train package is not importable (run from the repository root)"
 
 
-# The recipe's flags per engine: the fused generator, real and generated audio in one discriminator pass, and
-# the fused discriminators (opt-in: slower than eager on CPU so far).
+# The recipe's flags per engine: the fused generator, real and generated audio in one discriminator pass, the
+# fused discriminators; then the same under --amp (bf16 autocast on CPU), eager and all fused.
+ALL_FUSED = ("--fused", "--fused_discriminators", "--concat_fwd")
 GAN_ENGINES = {"eager": (), "fused": ("--fused",), "fused+concat_fwd": ("--fused", "--concat_fwd"),
-               "fused+fused_discriminators+concat_fwd": ("--fused", "--fused_discriminators", "--concat_fwd")}
+               "fused+fused_discriminators+concat_fwd": ALL_FUSED,
+               "eager amp": ("--amp",), "fused+fused_discriminators+concat_fwd amp": (*ALL_FUSED, "--amp")}
 
 
 def gan_section(configs, settings):
@@ -143,6 +145,7 @@ def gan_section(configs, settings):
         timings = round_robin(engines, inputs, settings["repeats"])
         del trainers, engines
         eager_s = statistics.median(timings["eager"]["seconds"]) if "eager" in timings else None
+        eager_amp_s = statistics.median(timings["eager amp"]["seconds"]) if "eager amp" in timings else None
         for engine, flags in GAN_ENGINES.items():
             row = {"config": name, "batch": batch, "frames": frames, "samples": frames * h["hop_size"],
                    "engine": engine, "flags": " ".join(flags)}
@@ -150,6 +153,7 @@ def gan_section(configs, settings):
                 seconds = statistics.median(timings[engine]["seconds"])
                 row.update(status="ok", median_s=seconds, steps_per_s=1 / seconds,
                            speedup_vs_eager=eager_s / seconds if eager_s else None,
+                           speedup_vs_eager_amp=eager_amp_s / seconds if "--amp" in flags and eager_amp_s else None,
                            first_step_losses=outputs[engine].tolist(), first_call_s=first_call[engine],
                            seconds=timings[engine]["seconds"])
                 row["memory"] = peak_memory_in_child(_gan_step_setup, h, flags, batch, frames, settings)
@@ -202,10 +206,11 @@ def _rss_bytes():
 def render_gan(rows, s):
     header = ["## GAN training step of the recipe: `python -m train.hifigan`, eager vs its fused flags", "",
               "train.hifigan's Trainer.step: the discriminator step (MPD + MSD on G(x).detach()) then the generator "
-              "step (LSGAN + 2 x feature matching + 45 x mel L1, AdamW), fp32. Every engine starts from the same "
-              "seeded weights. fused = --fused (the generator's ops); +concat_fwd = real and generated audio in one "
-              "discriminator pass; +fused_discriminators = the discriminators on conv1d_lrelu. Peak memory as in the "
-              "table above.", ""]
+              "step (LSGAN + 2 x feature matching + 45 x mel L1, AdamW), fp32, or bf16 autocast where the engine says amp "
+              "(--amp). Every engine starts from the same seeded weights. fused = --fused (the generator's ops); "
+              "+concat_fwd = real and generated audio in one discriminator pass; +fused_discriminators = the "
+              "discriminators on conv1d_lrelu. Speedups against fp32 eager, and the amp engines against eager amp "
+              "too. Peak memory as in the table above.", ""]
     if rows and rows[0]["status"] == GAN_SKIPPED:
         return "\n".join(header + [GAN_SKIPPED])
     body = []
@@ -214,11 +219,12 @@ def render_gan(rows, s):
             mem = r["memory"]["peak_increase_mib"]
             body.append([r["config"], f"{r['batch']} x {r['samples']}", r["engine"], fmt(1e3 * r["median_s"]),
                          fmt(r["steps_per_s"]), fmt(r["speedup_vs_eager"]),
+                         fmt(r["speedup_vs_eager_amp"]) if r["speedup_vs_eager_amp"] else "",
                          fmt(mem) if mem is not None else r["memory"]["method"]])
         else:
-            body.append([r["config"], f"{r['batch']} x {r['samples']}", r["engine"], r["status"], "", "", ""])
+            body.append([r["config"], f"{r['batch']} x {r['samples']}", r["engine"], r["status"], "", "", "", ""])
     return "\n".join(header + [table(["config", "batch x samples", "engine", "median step ms", "steps/s",
-                                     "speedup vs eager", "peak memory MiB"], body)])
+                                     "speedup vs eager", "vs eager amp", "peak memory MiB"], body)])
 
 
 def render_train(rows, s):
