@@ -169,6 +169,9 @@ def test_discriminator_table_times_the_whole_pass_and_each_layer(quick):
     assert (whole["batch"], whole["samples"]) == (2, 2048)
     assert whole["speedup"] == pytest.approx(whole["eager_s"] / whole["fused_s"], rel=1e-9)
     assert whole["loss_rel_diff"] < 1e-4  # same weights and audio: fused == eager
+    assert whole["speedup_amp"] == pytest.approx(whole["eager_amp_s"] / whole["fused_amp_s"], rel=1e-9)
+    for r in layers:  # the bf16 columns of every layer were timed
+        assert all(r[f"{e}_bf16_{p}_ms"] > 0 for e in ("eager", "fused") for p in ("forward", "backward"))
     # --quick: the period-2 MPD and the first MSD sub-discriminator, conv_post included
     assert [r["layer"] for r in layers] == [f"mpd p2 conv{i}" for i in range(6)] + [f"msd s0 conv{i}" for i in range(8)]
     mpd = layers[3]  # 512 -> 1024, K 5, stride 3, over the folded [B, C, T/2, 2]

@@ -88,8 +88,8 @@ int64_t columns(const at::Tensor& x) { return x.dim() == 4 ? x.size(3) : 1; }
 // (MPD + MSD at batch 4 x 8192 samples, 2-core AVX-512 EPYC, 2026-11-26; `bench --disc-only` prints them).
 // outputs = T_out * W, the output positions per channel. In fp32, oneDNN's blocked weights beat our per-call
 // packing of the dense layers' 20 MB weights, and its grouped convs win at few output steps; in bf16 its
-// grouped convs are slow (0.4-0.8x ours at >= 128 outputs) and its weight gradients 1.4-2.6x slower than our
-// per-tap bf16 matmuls.
+// grouped convs are slow (0.4-0.8x ours at >= 128 outputs) and its weight gradients of the long and the dense
+// layers up to 2x slower than our per-tap bf16 matmuls.
 bool own_forward_pays(bool bf16, int64_t c_out, int64_t groups, int64_t stride, int64_t outputs) {
   if (const Side f = forced_side(); f != Side::kAuto) return f == Side::kOwn;
   if (c_out == 1) return true;  // the 1-channel last layers: 0.3 ms against oneDNN's 0.4-0.8
@@ -102,9 +102,11 @@ bool own_grad_x_pays(bool bf16, int64_t c_in, int64_t c_out, int64_t groups, int
   if (groups == 1) return false;
   return stride == 1 ? outputs >= 128 : !bf16 && t_in >= 2048;
 }
-bool own_grad_w_pays(bool bf16, int64_t c_out, int64_t groups) {
+bool own_grad_w_pays(bool bf16, int64_t c_out, int64_t groups, int64_t stride, int64_t outputs) {
   if (const Side f = forced_side(); f != Side::kAuto) return f == Side::kOwn;
-  return bf16 || groups > 1 || c_out >= 1024;
+  if (c_out == 1) return false;
+  if (bf16) return groups == 1 || stride == 1 || outputs >= 256;
+  return groups > 1 || c_out >= 1024;
 }
 
 // ATen's conv (oneDNN) of the same shapes: [B, C, T] conv1d, or [B, C, T, W] as a (K, 1) conv2d.
@@ -224,38 +226,42 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
 at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, int64_t k, int64_t stride,
                       int64_t padding, int64_t groups) {
   const int64_t batch = x.size(0), c_in = x.size(1), cols = columns(x), tq = (x.size(2) + stride - 1) / stride;
-  const int64_t cg = c_in / groups, og = c_out / groups, t_out = g.size(2), n = batch * t_out * cols;
-  // grad_w[:, :, k] = sum over (b, j, column) of g[b, :, j] x[b, :, j * s + k - P], per group: (batch, time,
-  // column) flattened into the reduction. Tap k reads phase r = (k - P) mod s at j + q.
-  const at::Tensor xp = phases(x, stride).view({stride, batch, c_in, tq, cols});
+  const int64_t cg = c_in / groups, og = c_out / groups, t_out = g.size(2);
+  // grad_w[:, :, k] = sum over (b, j, column) of g[b, :, j] x[b, :, j * s + k - P], per group. Tap k reads
+  // phase r = (k - P) mod s of x at j + q. Each item's phase rows are padded to L = T'' * W positions, so tap k
+  // reads them at offset (q - q_min) * W, and g's rows are zero-padded to L too: then every tap is one matrix
+  // product over all (b, position) pairs, on a view of the flattened rows that runs from one item into the
+  // next only where g is zero.
   int64_t q_min = 0, q_max = 0;
   for (int64_t kk = 0; kk < k; ++kk) {
     const int64_t d = kk - padding, q = (d - ((d % stride) + stride) % stride) / stride;
     q_min = std::min(q_min, q), q_max = std::max(q_max, q);
   }
-  const int64_t lpad = -q_min, rpad = std::max<int64_t>(0, t_out + q_max - tq);
-  const at::Tensor xpp = at::constant_pad_nd(xp, {0, 0, lpad, rpad});
-  auto tap_rows = [&](int64_t kk) {  // x under tap kk: [B * g, C_in/g, T_out * W], a strided view of xpp
+  const int64_t rpad = std::max<int64_t>(0, t_out + q_max - tq), row = (tq - q_min + rpad) * cols;
+  const int64_t span = (q_max - q_min) * cols, n = batch * row;
+  const at::Tensor xpp = at::constant_pad_nd(phases(x, stride).view({stride, batch, c_in, tq, cols}),
+                                             {0, 0, -q_min, rpad});
+  // [g, C_out/g, B * L], and per phase [g, C_in/g, B * L + span]
+  const at::Tensor gp = at::constant_pad_nd(g.reshape({batch, groups, og, t_out * cols}), {0, row - t_out * cols})
+                            .permute({1, 2, 0, 3}).reshape({groups, og, n});
+  std::vector<at::Tensor> flat(stride);
+  auto tap_rows = [&](int64_t kk) {  // [g, C_in/g, B * L], a view
     const int64_t d = kk - padding, r = ((d % stride) + stride) % stride, q = (d - r) / stride;
-    return xpp[r].view({batch * groups, cg, xpp.size(3) * cols}).narrow(2, (lpad + q) * cols, t_out * cols);
+    if (!flat[r].defined())
+      flat[r] = at::constant_pad_nd(xpp[r].view({batch, groups, cg, row}).permute({1, 2, 0, 3}).reshape({groups, cg, n}),
+                                    {0, span});
+    return flat[r].narrow(2, (q - q_min) * cols, n);
   };
   if (cg * k <= 64) {  // few (input channel, tap) pairs (the 1-channel first layers): one product over them all
-    const at::Tensor gg = g.view({batch, groups, og, t_out * cols}).permute({1, 2, 0, 3}).reshape({groups, og, n});
     std::vector<at::Tensor> taps;
-    for (int64_t kk = 0; kk < k; ++kk)
-      taps.push_back(tap_rows(kk).view({batch, groups, cg, t_out * cols}).permute({1, 2, 0, 3}));
-    const at::Tensor im2col = at::stack(taps, 2).reshape({groups, cg * k, n});  // [g, C_in/g, K, B, T_out * W]
-    return at::bmm(gg, im2col.transpose(1, 2)).reshape({c_out, cg, k});
+    for (int64_t kk = 0; kk < k; ++kk) taps.push_back(tap_rows(kk));
+    const at::Tensor im2col = at::stack(taps, 2).reshape({groups, cg * k, n});  // [g, C_in/g, K, B * L]
+    return at::bmm(gp, im2col.transpose(1, 2)).reshape({c_out, cg, k});
   }
-  // One product per tap over the (batch item, group) pairs, reading x's padded phase rows in place (no copy
-  // per tap), summed over the batch in fp32 (fp64 for fp64).
-  const at::Tensor gb = g.view({batch * groups, og, t_out * cols});
-  const at::ScalarType acc = g.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor grad_w = at::empty({k, groups, og, cg}, g.options().dtype(acc));
+  at::Tensor grad_w = at::empty({k, groups, og, cg}, g.options());
   for (int64_t kk = 0; kk < k; ++kk) {
-    const at::Tensor part = at::bmm(gb, tap_rows(kk).transpose(1, 2)).view({batch, groups, og, cg});
     at::Tensor dst = grad_w[kk];
-    at::sum_out(dst, part, {0}, false, acc);
+    at::bmm_out(dst, gp, tap_rows(kk).transpose(1, 2));
   }
   return grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k});
 }
@@ -288,7 +294,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   const at::Tensor none = at::empty({0}, x_in.options());  // what a masked-off gradient comes back as
   const bool bf16 = bf16_kernels(x_in), aten_only = oneDNN_bf16(x_in) && !bf16;
   const bool own_x = output_mask[0] && !aten_only && own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
-  const bool own_w = output_mask[1] && !aten_only && own_grad_w_pays(bf16 && oneDNN_bf16(x_in), c_out, groups);
+  const bool own_w = output_mask[1] && !aten_only && own_grad_w_pays(bf16 && oneDNN_bf16(x_in), c_out, groups, stride, t_out * cols);
   const at::Tensor g = leaky_grad(grad_out, out, slope);  // fp32 (fp64 for fp64)
   std::array<at::Tensor, 3> grads{none, none, none};
   const std::array<bool, 3> aten_mask{output_mask[0] && !own_x, output_mask[1] && !own_w, false};

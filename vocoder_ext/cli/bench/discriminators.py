@@ -78,21 +78,28 @@ def time_layer(shape, n_inputs, repeats, min_sample_s, seed):
     xs = [torch.randn(*shape["x_shape"], generator=gen) for _ in range(n_inputs)]
     outs = [conv1d_lrelu_ref(x, w, bias, *args) for x in xs]
     inputs = [(x, out, torch.randn(out.shape, generator=gen)) for x, out in zip(xs, outs)]
+    wb, bb = w.bfloat16(), bias.bfloat16()
+    inputs = [(*i, *(t.bfloat16() for t in i)) for i in inputs]  # + the bf16 copies (--amp's dtype)
     engines = {"eager forward": lambda i: conv1d_lrelu_ref(i[0], w, bias, *args),
-               "eager backward": lambda i: conv1d_lrelu_backward_ref(i[2], i[1], i[0], w, *args)}
+               "eager backward": lambda i: conv1d_lrelu_backward_ref(i[2], i[1], i[0], w, *args),
+               "eager bf16 forward": lambda i: conv1d_lrelu_ref(i[3], wb, bb, *args),
+               "eager bf16 backward": lambda i: conv1d_lrelu_backward_ref(i[5], i[4], i[3], wb, *args)}
     if extension.loaded:
-        engines["fused forward"] = lambda i: torch.ops.vocoder_ext.conv1d_lrelu(i[0], w, bias, *args)
-        engines["fused backward"] = lambda i: torch.ops.vocoder_ext.conv1d_lrelu_backward(i[2], i[1], i[0], w, *args)
+        op = torch.ops.vocoder_ext
+        engines["fused forward"] = lambda i: op.conv1d_lrelu(i[0], w, bias, *args)
+        engines["fused backward"] = lambda i: op.conv1d_lrelu_backward(i[2], i[1], i[0], w, *args)
+        engines["fused bf16 forward"] = lambda i: op.conv1d_lrelu(i[3], wb, bb, *args)
+        engines["fused bf16 backward"] = lambda i: op.conv1d_lrelu_backward(i[5], i[4], i[3], wb, *args)
     _, _, failed = warm_up(engines, inputs[0], 1)
     timings = round_robin({n: f for n, f in engines.items() if n not in failed}, inputs, repeats, min_sample_s)
     flop = layer_flop(shape)
     row = {**shape, "flop": flop, "timings": timings, "failed": failed}
     for name, work in (("forward", flop), ("backward", 2 * flop)):
-        for engine in ("eager", "fused"):
+        for engine in ("eager", "fused", "eager bf16", "fused bf16"):
             t = timings.get(f"{engine} {name}")
             ms = 1e3 * statistics.median(t["seconds"]) if t else None
-            row[f"{engine}_{name}_ms"] = ms
-            row[f"{engine}_{name}_gflops"] = work / ms / 1e6 if ms else None
+            row[f"{engine.replace(' ', '_')}_{name}_ms"] = ms
+            row[f"{engine.replace(' ', '_')}_{name}_gflops"] = work / ms / 1e6 if ms else None
     return row
 
 
@@ -108,29 +115,32 @@ def time_whole(batch, samples, repeats, seed):
     inputs = [(torch.randn(half, 1, samples, generator=gen), torch.randn(half, 1, samples, generator=gen))
               for _ in range(2)]
 
-    def step(discs):
+    def step(discs, amp=False):
         def fn(pair):
             y, y_hat = (a.clone().requires_grad_(True) for a in pair)  # the G step needs grad of the audio too
             loss = 0
-            for d in discs:
-                logits_r, logits_g, fmaps_r, fmaps_g = d(y, y_hat)
-                for logit, fmap in zip(logits_r + logits_g, fmaps_r + fmaps_g):
-                    loss = loss + logit.square().mean() + sum(f.square().mean() for f in fmap)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):  # amp: the recipe's --amp on CPU
+                for d in discs:
+                    logits_r, logits_g, fmaps_r, fmaps_g = d(y, y_hat)
+                    for logit, fmap in zip(logits_r + logits_g, fmaps_r + fmaps_g):
+                        loss = loss + logit.float().square().mean() + sum(f.float().square().mean() for f in fmap)
             loss.backward()
             for d in discs:
                 d.zero_grad(set_to_none=True)
             return loss.detach()
         return fn
 
-    engines = {"eager": step(eager)}
+    engines = {"eager": step(eager), "eager amp": step(eager, True)}
     if extension.loaded:
         engines["fused"] = step(fused)
+        engines["fused amp"] = step(fused, True)
     outputs, _, failed = warm_up(engines, inputs[0], 1)
     timings = round_robin({n: f for n, f in engines.items() if n not in failed}, inputs, repeats)
     row = {"batch": batch, "samples": samples, "timings": timings, "failed": failed}
-    for name in ("eager", "fused"):
-        row[f"{name}_s"] = statistics.median(timings[name]["seconds"]) if name in timings else None
+    for name in ("eager", "fused", "eager amp", "fused amp"):
+        row[f"{name.replace(' ', '_')}_s"] = statistics.median(timings[name]["seconds"]) if name in timings else None
     row["speedup"] = row["eager_s"] / row["fused_s"] if row["fused_s"] else None
+    row["speedup_amp"] = row["eager_amp_s"] / row["fused_amp_s"] if row["fused_amp_s"] else None
     if "fused" in outputs and "eager" in outputs:
         row["loss_rel_diff"] = abs((outputs["fused"] - outputs["eager"]) / outputs["eager"]).item()
     return row
@@ -154,7 +164,7 @@ def disc_section(settings):
 def render_disc(disc, s):
     w = disc["whole"]
     totals = {key: sum(r[key] or 0 for r in disc["layers"]) for key in
-              ("eager_forward_ms", "eager_backward_ms", "fused_forward_ms", "fused_backward_ms")}
+              [f"{e}_{p}_ms" for e in ("eager", "fused", "eager_bf16", "fused_bf16") for p in ("forward", "backward")]}
     rows = []
     for r in disc["layers"]:
         c_out, cg, k = r["weight_shape"]
@@ -162,10 +172,14 @@ def render_disc(disc, s):
                      fmt(r["flop"] / 1e9), fmt(r["eager_forward_ms"]), fmt(r["fused_forward_ms"]),
                      fmt(r["eager_forward_gflops"]), fmt(r["fused_forward_gflops"]),
                      fmt(r["eager_backward_ms"]), fmt(r["fused_backward_ms"]),
-                     fmt(r["eager_backward_gflops"]), fmt(r["fused_backward_gflops"])])
+                     fmt(r["eager_backward_gflops"]), fmt(r["fused_backward_gflops"]),
+                     fmt(r["eager_bf16_forward_ms"]), fmt(r["fused_bf16_forward_ms"]),
+                     fmt(r["eager_bf16_backward_ms"]), fmt(r["fused_bf16_backward_ms"])])
     rows.append(["all layers", "", "", "", "", fmt(sum(r["flop"] for r in disc["layers"]) / 1e9),
                  fmt(totals["eager_forward_ms"]), fmt(totals["fused_forward_ms"]), "", "",
-                 fmt(totals["eager_backward_ms"]), fmt(totals["fused_backward_ms"]), "", ""])
+                 fmt(totals["eager_backward_ms"]), fmt(totals["fused_backward_ms"]), "", "",
+                 fmt(totals["eager_bf16_forward_ms"]), fmt(totals["fused_bf16_forward_ms"]),
+                 fmt(totals["eager_bf16_backward_ms"]), fmt(totals["fused_bf16_backward_ms"])])
     return "\n".join([
         f"## Discriminators: MPD + MSD, {w['batch']} x {w['samples']} samples (real and generated audio in one batch)",
         "",
@@ -173,14 +187,17 @@ def render_disc(disc, s):
         "`MultiPeriodDiscriminator()` + `MultiScaleDiscriminator()` eager vs `fused=True` (same weights): "
         f"eager {fmt(w['eager_s'])} s, fused {fmt(w['fused_s'])} s, speedup {fmt(w['speedup'])}"
         + (f" (losses differ by {w['loss_rel_diff']:.1e} relative)" if w.get("loss_rel_diff") is not None else "")
-        + ".",
+        + f"; under bf16 autocast (--amp) eager {fmt(w['eager_amp_s'])} s, fused {fmt(w['fused_amp_s'])} s, "
+        f"speedup {fmt(w['speedup_amp'])}"
+        + (f" (against fp32 eager: {fmt(w['eager_s'] / w['fused_amp_s'])})" if w["fused_amp_s"] else "") + ".",
         "",
         "Per layer (shapes from that pass): eager = `conv1d_lrelu_ref` / `conv1d_lrelu_backward_ref` (ATen's conv "
         "and convolution_backward, leaky-ReLU and leaky' around them); fused = `torch.ops.vocoder_ext.conv1d_lrelu` "
         "and its backward (grad_x, grad_w, grad_b). GFLOP = 2 * B * C_out * C_in/groups * K * T_out * W of the "
-        "forward; the backward does twice that.",
+        "forward; the backward does twice that. bf16 = the same on bf16 tensors (what --amp hands the layers).",
         "",
         table(["layer", "x", "weight", "stride", "groups", "GFLOP fwd", "eager fwd ms", "fused fwd ms",
                "eager fwd GFLOP/s", "fused fwd GFLOP/s", "eager bwd ms", "fused bwd ms", "eager bwd GFLOP/s",
-               "fused bwd GFLOP/s"], rows),
+               "fused bwd GFLOP/s", "eager bf16 fwd ms", "fused bf16 fwd ms", "eager bf16 bwd ms",
+               "fused bf16 bwd ms"], rows),
     ])
