@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "conv1d_runner.h"
@@ -162,23 +163,27 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
   return y.to(x_in.scalar_type());
 }
 
-// grad_out * leaky'(out) in the compute dtype (fp32, or fp64 for fp64), leaky' read from the output's sign
+// grad_out * leaky'(out) as `dtype` (computed in fp32, or fp64 for fp64), leaky' read from the output's sign
 // (slope > 0), in one pass: where(out > 0, g, g * slope) took three.
-at::Tensor leaky_grad(const at::Tensor& grad_out, const at::Tensor& out, double slope) {
+at::Tensor leaky_grad(const at::Tensor& grad_out, const at::Tensor& out, double slope, at::ScalarType dtype) {
   const at::Tensor go = grad_out.contiguous(), o = out.contiguous();
-  at::Tensor g = at::empty(go.sizes(), go.options().dtype(compute_dtype(go.scalar_type())));
+  at::Tensor g = at::empty(go.sizes(), go.options().dtype(dtype));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, go.scalar_type(), "vocoder_ext_leaky_grad", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* gp = go.const_data_ptr<scalar_t>();
     const scalar_t* op = o.const_data_ptr<scalar_t>();
-    acc_t* dst = g.mutable_data_ptr<acc_t>();
     const acc_t s = static_cast<acc_t>(slope);
-    at::parallel_for(0, go.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const acc_t v = static_cast<acc_t>(gp[i]);
-        dst[i] = static_cast<acc_t>(op[i]) > acc_t(0) ? v : v * s;
-      }
-    });
+    auto run = [&](auto* dst) {
+      using out_t = std::remove_pointer_t<decltype(dst)>;
+      at::parallel_for(0, go.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const acc_t v = static_cast<acc_t>(gp[i]);
+          dst[i] = static_cast<out_t>(static_cast<acc_t>(op[i]) > acc_t(0) ? v : v * s);
+        }
+      });
+    };
+    if (dtype == go.scalar_type()) run(g.mutable_data_ptr<scalar_t>());
+    else run(g.mutable_data_ptr<acc_t>());
   });
   return g;
 }
@@ -293,29 +298,39 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   const auto dt = x_in.scalar_type();
   const at::Tensor none = at::empty({0}, x_in.options());  // what a masked-off gradient comes back as
   const bool bf16 = bf16_kernels(x_in), aten_only = oneDNN_bf16(x_in) && !bf16;
-  const bool own_x = output_mask[0] && !aten_only && own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
-  const bool own_w = output_mask[1] && !aten_only && own_grad_w_pays(bf16 && oneDNN_bf16(x_in), c_out, groups, stride, t_out * cols);
-  const at::Tensor g = leaky_grad(grad_out, out, slope);  // fp32 (fp64 for fp64)
+  const bool own_x_side =
+      !aten_only && own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
+  const bool own_x = output_mask[0] && own_x_side;
+  const bool own_w =
+      output_mask[1] && !aten_only && own_grad_w_pays(bf16 && oneDNN_bf16(x_in), c_out, groups, stride, t_out * cols);
+  // g = grad_out * leaky': fp32 (fp64 for fp64) where our grad_x kernel reads it, else in the dtype the matmuls
+  // and oneDNN take (bf16 for bf16 inputs: one pass instead of a conversion more). Chosen by the shape, not the
+  // mask, so that every mask gives the same numbers.
+  const at::ScalarType gt = oneDNN_bf16(x_in) && !own_x_side ? at::kBFloat16 : compute_dtype(dt);
+  const at::Tensor g = leaky_grad(grad_out, out, slope, gt);
   std::array<at::Tensor, 3> grads{none, none, none};
   const std::array<bool, 3> aten_mask{output_mask[0] && !own_x, output_mask[1] && !own_w, false};
   if (aten_mask[0] || aten_mask[1]) {
-    const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : g.scalar_type();
+    const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
     const auto [gx, gw, gb] = aten_grads(g.to(ct), x_in.to(ct).contiguous(), weight.to(ct).contiguous(), stride,
                                          padding, groups, aten_mask);
     if (aten_mask[0]) grads[0] = gx.to(dt);
     if (aten_mask[1]) grads[1] = gw.to(dt);
   }
-  if (own_x) {
-    const at::ScalarType ct = g.scalar_type();
-    grads[0] = own_grad_x(g, x_in.to(ct), weight.to(ct).contiguous(), stride, padding, groups, bf16).to(dt);
+  if (own_x) {  // x only for its shape
+    grads[0] = own_grad_x(g, x_in, weight.to(g.scalar_type()).contiguous(), stride, padding, groups, bf16).to(dt);
   }
   if (own_w) {
     // bf16 products where the tensors are bf16 (--amp); under the fp32 switch the gradient stays fp32 (its
     // rounding to bf16 would cost more accuracy than the switch asks for).
-    const at::ScalarType mt = oneDNN_bf16(x_in) ? at::kBFloat16 : g.scalar_type();
+    const at::ScalarType mt = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
     grads[1] = own_grad_w(g.to(mt), x_in.to(mt).contiguous(), c_out, k, stride, padding, groups).to(dt);
   }
-  if (output_mask[2]) grads[2] = (x_in.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}) : g.sum(at::IntArrayRef{0, 2})).to(dt);
+  if (output_mask[2]) {
+    const at::ScalarType acc = compute_dtype(dt);
+    grads[2] = (x_in.dim() == 4 ? g.sum(at::IntArrayRef{0, 2, 3}, false, acc) : g.sum(at::IntArrayRef{0, 2}, false, acc))
+                   .to(dt);
+  }
   return {grads[0], grads[1], grads[2]};
 }
 
