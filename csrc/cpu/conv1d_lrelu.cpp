@@ -38,13 +38,13 @@ namespace {
 
 at::ScalarType compute_dtype(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-bool oneDNN_bf16(const at::Tensor& x) { return x.scalar_type() == at::kBFloat16; }
+bool is_bf16(const at::Tensor& x) { return x.scalar_type() == at::kBFloat16; }
 
 // Whether our kernels compute with bf16 products: bf16 inputs (the recipe's --amp on CPU) or PyTorch's switch
 // for fp32 convs (bf16_compute), on a CPU with AVX512_BF16. bf16 inputs elsewhere go to oneDNN's bf16 convs
 // whole (no warning: they compute in bf16 as asked).
 bool bf16_kernels(const at::Tensor& x) {
-  if (x.scalar_type() == at::kBFloat16) return selected_isa() == Isa::kAvx512Bf16;
+  if (is_bf16(x)) return selected_isa() == Isa::kAvx512Bf16;
   return bf16_compute(x);
 }
 
@@ -124,8 +124,8 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
   checks::check_conv1d_lrelu(c10::DeviceType::CPU, x_in, weight, bias, stride, padding, groups);
   const bool bf16 = bf16_kernels(x_in);
   const int64_t t_out = checks::conv_out_len(x_in.size(2), weight.size(2), stride, padding), cols = columns(x_in);
-  if ((oneDNN_bf16(x_in) && !bf16) || !own_forward_pays(bf16, weight.size(0), groups, stride, t_out * cols)) {
-    const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
+  if ((is_bf16(x_in) && !bf16) || !own_forward_pays(bf16, weight.size(0), groups, stride, t_out * cols)) {
+    const at::ScalarType ct = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
     at::Tensor y = aten_conv(x_in.to(ct), weight.to(ct), bias ? bias->to(ct) : at::Tensor(), stride, padding, groups);
     if (slope != 1.0) at::leaky_relu_(y, slope);
     return y.to(x_in.scalar_type());
@@ -297,21 +297,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
                 ", got ", t->scalar_type(), " ", t->sizes());
   const auto dt = x_in.scalar_type();
   const at::Tensor none = at::empty({0}, x_in.options());  // what a masked-off gradient comes back as
-  const bool bf16 = bf16_kernels(x_in), aten_only = oneDNN_bf16(x_in) && !bf16;
+  const bool bf16 = bf16_kernels(x_in), aten_only = is_bf16(x_in) && !bf16;
   const bool own_x_side =
       !aten_only && own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
   const bool own_x = output_mask[0] && own_x_side;
   const bool own_w =
-      output_mask[1] && !aten_only && own_grad_w_pays(bf16 && oneDNN_bf16(x_in), c_out, groups, stride, t_out * cols);
+      output_mask[1] && !aten_only && own_grad_w_pays(bf16 && is_bf16(x_in), c_out, groups, stride, t_out * cols);
   // g = grad_out * leaky': fp32 (fp64 for fp64) where our grad_x kernel reads it, else in the dtype the matmuls
   // and oneDNN take (bf16 for bf16 inputs: one pass instead of a conversion more). Chosen by the shape, not the
   // mask, so that every mask gives the same numbers.
-  const at::ScalarType gt = oneDNN_bf16(x_in) && !own_x_side ? at::kBFloat16 : compute_dtype(dt);
+  const at::ScalarType gt = is_bf16(x_in) && !own_x_side ? at::kBFloat16 : compute_dtype(dt);
   const at::Tensor g = leaky_grad(grad_out, out, slope, gt);
   std::array<at::Tensor, 3> grads{none, none, none};
   const std::array<bool, 3> aten_mask{output_mask[0] && !own_x, output_mask[1] && !own_w, false};
   if (aten_mask[0] || aten_mask[1]) {
-    const at::ScalarType ct = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
+    const at::ScalarType ct = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
     const auto [gx, gw, gb] = aten_grads(g.to(ct), x_in.to(ct).contiguous(), weight.to(ct).contiguous(), stride,
                                          padding, groups, aten_mask);
     if (aten_mask[0]) grads[0] = gx.to(dt);
@@ -323,7 +323,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   if (own_w) {
     // bf16 products where the tensors are bf16 (--amp); under the fp32 switch the gradient stays fp32 (its
     // rounding to bf16 would cost more accuracy than the switch asks for).
-    const at::ScalarType mt = oneDNN_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
+    const at::ScalarType mt = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
     grads[1] = own_grad_w(g.to(mt), x_in.to(mt).contiguous(), c_out, k, stride, padding, groups).to(dt);
   }
   if (output_mask[2]) {
