@@ -195,3 +195,22 @@ def test_fused_training_under_cpu_autocast(dtype):
         ulps += torch.finfo(dtype).eps * flat(want_grads).norm().item()
     assert err[True] <= 2 * err[False] + 5e-3, err
     assert gerr[True] <= 2 * gerr[False] + ulps, gerr
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fp32_output_under_autocast(fused):
+    """fp32_output (train.hifigan --amp): conv_post and tanh leave autocast, so the audio is fp32 and free of
+    bf16's rounding noise; off, the output is autocast's dtype, as the original's."""
+    torch.manual_seed(0)
+    model = HiFiGAN(TINY, fused=fused)
+    mel = torch.randn(2, 80, 9)
+    with torch.no_grad():
+        exact = model(mel)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain = model(mel)
+            model.fp32_output = True
+            fp32_out = model(mel)
+    assert plain.dtype == torch.bfloat16 and fp32_out.dtype == torch.float32
+    # not rounded to bf16 on the way out (most fp32 values are not bf16 numbers)
+    assert (fp32_out != fp32_out.bfloat16().float()).float().mean() > 0.9
+    assert (plain.float() - fp32_out.bfloat16().float()).abs().max() < 0.05

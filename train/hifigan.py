@@ -148,6 +148,7 @@ class Trainer:
         self.autocast_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         torch.manual_seed(args.seed)
         self.generator = HiFiGAN(h, fused=args.fused).to(device).train()
+        self.generator.fp32_output = args.amp  # the audio and its mel loss in fp32 (see HiFiGAN.fp32_output)
         fused_d = args.fused_discriminators
         self.mpd = MultiPeriodDiscriminator(fused=fused_d, concat_fwd=args.concat_fwd).to(device).train()
         self.msd = MultiScaleDiscriminator(fused=fused_d, concat_fwd=args.concat_fwd).to(device).train()

@@ -137,6 +137,11 @@ class HiFiGAN(nn.Module):
         h = resolve_config(config)
         self.config, self.fused = h, fused
         self.compute_dtype = compute_dtype
+        # Under autocast, conv_post and tanh in fp32 and the audio out in fp32 (train.hifigan --amp sets it;
+        # off by default: the original returns autocast's dtype). bf16 audio carries a rounding-noise floor
+        # ~50 dB under the signal that fills the quiet mel bins: rounding the demo model's fp32 output to bf16
+        # raised its validation mel L1 from 0.54 to 0.81, which the mel loss would then train against.
+        self.fp32_output = False
         self.features = None  # another toolkit's input-feature description (from_pretrained), else None
         self.num_kernels = len(h["resblock_kernel_sizes"])
         self.num_upsamples = len(h["upsample_rates"])
@@ -198,6 +203,12 @@ class HiFiGAN(nn.Module):
                 for block in blocks:  # no name holds a block's output past the sum (see ResBlock1.forward)
                     xs = block(x) if xs is None else xs + block(x)
                 x = xs / self.num_kernels
+        if self.fp32_output and torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return self._post(x.float())
+        return self._post(x)
+
+    def _post(self, x):
         if self.fused:
             return _fused_conv(x, self.conv_post, POST_LRELU_SLOPE, epilogue="tanh")
         return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
