@@ -40,6 +40,11 @@ at::ScalarType compute_dtype(at::ScalarType t) { return t == at::kDouble ? at::k
 
 bool is_bf16(const at::Tensor& x) { return x.scalar_type() == at::kBFloat16; }
 
+// The dtype oneDNN's convs and the weight-gradient matmuls take: bf16 for bf16 tensors, else the compute dtype.
+at::ScalarType matmul_dtype(const at::Tensor& x) {
+  return is_bf16(x) ? at::kBFloat16 : compute_dtype(x.scalar_type());
+}
+
 // Whether our kernels compute with bf16 products: bf16 inputs (the recipe's --amp on CPU) or PyTorch's switch
 // for fp32 convs (bf16_compute), on a CPU with AVX512_BF16. bf16 inputs elsewhere go to oneDNN's bf16 convs
 // whole (no warning: they compute in bf16 as asked).
@@ -125,7 +130,7 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
   const bool bf16 = bf16_kernels(x_in);
   const int64_t t_out = checks::conv_out_len(x_in.size(2), weight.size(2), stride, padding), cols = columns(x_in);
   if ((is_bf16(x_in) && !bf16) || !own_forward_pays(bf16, weight.size(0), groups, stride, t_out * cols)) {
-    const at::ScalarType ct = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(x_in.scalar_type());
+    const at::ScalarType ct = matmul_dtype(x_in);
     at::Tensor y = aten_conv(x_in.to(ct), weight.to(ct), bias ? bias->to(ct) : at::Tensor(), stride, padding, groups);
     if (slope != 1.0) at::leaky_relu_(y, slope);
     return y.to(x_in.scalar_type());
@@ -311,7 +316,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   std::array<at::Tensor, 3> grads{none, none, none};
   const std::array<bool, 3> aten_mask{output_mask[0] && !own_x, output_mask[1] && !own_w, false};
   if (aten_mask[0] || aten_mask[1]) {
-    const at::ScalarType ct = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
+    const at::ScalarType ct = matmul_dtype(x_in);
     const auto [gx, gw, gb] = aten_grads(g.to(ct), x_in.to(ct).contiguous(), weight.to(ct).contiguous(), stride,
                                          padding, groups, aten_mask);
     if (aten_mask[0]) grads[0] = gx.to(dt);
@@ -323,7 +328,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   if (own_w) {
     // bf16 products where the tensors are bf16 (--amp); under the fp32 switch the gradient stays fp32 (its
     // rounding to bf16 would cost more accuracy than the switch asks for).
-    const at::ScalarType mt = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
+    const at::ScalarType mt = matmul_dtype(x_in);
     grads[1] = own_grad_w(g.to(mt), x_in.to(mt).contiguous(), c_out, k, stride, padding, groups).to(dt);
   }
   if (output_mask[2]) {
