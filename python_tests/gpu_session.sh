@@ -31,12 +31,15 @@ python3 -c "import vocoder_ext; print(vocoder_ext.backends())" | tail -20
 # The CUDA C++ kernels (no JIT: quick) and Triton (JIT compiles on the other cores) side by side; Triton
 # launches each tile set's first config only (kernels/_launch.py): a correctness run, not a timing one.
 stage checks_cuda 200 python3 python_tests/gpu_checks.py --backends cuda &
-VOCODER_EXT_TRITON_FIRST_CONFIG=1 stage checks_triton ${TRITON_CHECKS_S:-300} python3 python_tests/gpu_checks.py \
-  --backends triton ${TRITON_CHECKS_FLAGS:-} &
+[ -n "${SKIP_TRITON_CHECKS:-}" ] || VOCODER_EXT_TRITON_FIRST_CONFIG=1 stage checks_triton ${TRITON_CHECKS_S:-300} \
+  python3 python_tests/gpu_checks.py --backends triton ${TRITON_CHECKS_FLAGS:-} &
+# the pytest tests that run only where CUDA is (export --device cuda, fp16 autocast's fp32_output, ...)
+stage pytest_gpu 240 python3 -m pytest -q -rs python_tests/test_export_cli.py python_tests/test_hifigan.py -k cuda &
 wait
 # (background stages' outcomes are in their logs' last lines)
-for f in checks_cuda checks_triton; do echo "== $f"; tail -15 "$OUT/$f.log"; done
-stage disc_timing 120 python3 python_tests/gpu_time_discriminators.py --warmup 2 --repeats 5
+for f in checks_cuda checks_triton pytest_gpu; do echo "== $f"; tail -15 "$OUT/$f.log" 2>/dev/null; done
+VOCODER_EXT_TRITON_FIRST_CONFIG=${DISC_FIRST_CONFIG:-} stage disc_timing ${DISC_S:-120} \
+  python3 python_tests/gpu_time_discriminators.py --warmup 2 --repeats 5
 cat "$OUT/disc_timing.log"
 [ -n "${SKIP_BENCH:-}" ] || stage bench 120 python3 -m vocoder_ext bench --device cuda --configs v1,v2 --batches 1 --seconds 2 \
   --engines eager,fused,cuda --repeats 5 --dtypes fp32,fp16 --out "$OUT/bench"

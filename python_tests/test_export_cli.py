@@ -32,6 +32,23 @@ def test_export_writes_a_package_equal_to_the_model(capsys, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export-")] == []  # no staging left
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (export --device cuda)")
+def test_cuda_export_writes_a_package_equal_to_the_model(capsys, tmp_path):
+    torch.manual_seed(0)
+    checkpoint = HiFiGAN("v2").save_pretrained(str(tmp_path / "v2.pt"))
+    package = tmp_path / "v2_cuda.pt2"
+    code, err = cli(capsys, "export", "--checkpoint", checkpoint, "--out", package, "--frames", 12,
+                    "--device", "cuda")
+    assert code == 0, err
+    loaded = torch._inductor.aoti_load_package(str(package))
+    model = HiFiGAN.from_pretrained(checkpoint).remove_weight_norm().eval().cuda()
+    mel = torch.randn(1, 80, 12, device="cuda")
+    with torch.no_grad():
+        got, want = loaded(mel), model(mel)
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--config", "v2", "--out", "model.onnx"], "an AOTInductor package is a .pt2 file"),
     (["--out", "m.pt2"], "give --checkpoint PATH"),

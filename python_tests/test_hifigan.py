@@ -214,3 +214,21 @@ def test_fp32_output_under_autocast(fused):
     # not rounded to bf16 on the way out (most fp32 values are not bf16 numbers)
     assert (fp32_out != fp32_out.bfloat16().float()).float().mean() > 0.9
     assert (plain.float() - fp32_out.bfloat16().float()).abs().max() < 0.05
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (fp16 autocast)")
+@pytest.mark.parametrize("fused", [True, False])
+def test_fp32_output_under_cuda_autocast(fused):
+    """The same on a GPU, where train.hifigan --amp autocasts to fp16."""
+    torch.manual_seed(0)
+    model = HiFiGAN(TINY, fused=fused).cuda()
+    mel = torch.randn(2, 80, 9, device="cuda")
+    with torch.no_grad():
+        exact = model(mel)
+        with torch.autocast("cuda", dtype=torch.float16):
+            plain = model(mel)
+            model.fp32_output = True
+            fp32_out = model(mel)
+    assert plain.dtype == torch.float16 and fp32_out.dtype == torch.float32
+    assert (fp32_out != fp32_out.half().float()).float().mean() > 0.9
+    assert (fp32_out - exact).abs().max() < 0.02
