@@ -31,6 +31,20 @@ def timed(fn, cuda):
     return start.elapsed_time(end)
 
 
+def warm_up(trainer, batch, steps, most=40):
+    """`steps` steps, then on until both GradScalers kept their scale for two steps in a row (at most
+    `most`): while fp16 gradients overflow, the per-shape choice stores nothing (a non-finite reference
+    decides nothing), so stopping earlier would leave its timing races inside the timed steps."""
+    scales = lambda: (trainer.scaler_g.get_scale(), trainer.scaler_d.get_scale())  # noqa: E731 (1.0 when off)
+    steady = 0
+    for i in range(most):
+        before = scales()
+        trainer.step(batch)
+        steady = steady + 1 if scales() == before else 0
+        if i + 1 >= steps and steady >= 2:
+            return
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="v1")
@@ -60,8 +74,7 @@ def main():
         for name, trainer in trainers.items():
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            for _ in range(args.warmup):
-                trainer.step([(mel, audio, mel_loss)])
+            warm_up(trainer, [(mel, audio, mel_loss)], args.warmup)
             peak[name] = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
         for _ in range(args.repeats):
             for name, trainer in trainers.items():
