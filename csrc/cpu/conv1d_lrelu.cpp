@@ -64,17 +64,19 @@ Side forced_side() {
   return Side::kOneDnn;
 }
 
-// x [B, C, T] or [B, C, T, W] -> [s, B, C, ceil(T / s) * W] with phase r holding x[:, :, r::s] (zeros past T),
-// columns innermost, contiguous.
-at::Tensor phases(const at::Tensor& x, int64_t s) {
+// x [B, C, T] or [B, C, T, W], any dtype and layout -> [s, B, C, ceil(T / s) * W] in `dt` with phase r holding
+// x[:, :, r::s] (zeros past T), columns innermost, contiguous: one copy (none for stride 1 in `dt` already).
+at::Tensor phases(const at::Tensor& x, int64_t s, at::ScalarType dt) {
   const at::Tensor x4 = x.dim() == 3 ? x.unsqueeze(3) : x;
-  const int64_t t = x4.size(2), w = x4.size(3), tq = (t + s - 1) / s;
-  if (s == 1) return x4.reshape({1, x4.size(0), x4.size(1), t * w});
-  return at::constant_pad_nd(x4, {0, 0, 0, tq * s - t})
-      .view({x4.size(0), x4.size(1), tq, s, w})
-      .permute({3, 0, 1, 2, 4})
-      .reshape({s, x4.size(0), x4.size(1), tq * w})
-      .contiguous();  // reshape may keep a strided view (W = 1), the kernel reads unit-stride rows
+  const int64_t batch = x4.size(0), c = x4.size(1), t = x4.size(2), w = x4.size(3), tq = (t + s - 1) / s;
+  if (s == 1) return x4.to(dt).contiguous().view({1, batch, c, t * w});
+  at::Tensor out = at::empty({s, batch, c, tq, w}, x.options().dtype(dt));
+  for (int64_t r = 0; r < s; ++r) {
+    const int64_t tr = r < t ? (t - r + s - 1) / s : 0;  // phase r's steps within T
+    if (tr > 0) out[r].narrow(2, 0, tr).copy_(x4.slice(2, r, t, s));
+    if (tr < tq) out[r].narrow(2, tr, tq - tr).zero_();
+  }
+  return out.view({s, batch, c, tq * w});
 }
 
 // Taps k with (k - padding) = r (mod s): the first one, how many, and where it reads phase r: x_r[j + q0 + u]
@@ -136,12 +138,11 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
     return y.to(x_in.scalar_type());
   }
   const at::ScalarType ct = compute_dtype(x_in.scalar_type());
-  const at::Tensor x = x_in.to(ct).contiguous(), w = weight.to(ct).contiguous();
-  const at::Tensor b = bias ? bias->to(ct).contiguous() : at::Tensor();
-  const int64_t batch = x.size(0), c_out = w.size(0), cg = w.size(1), k = w.size(2);
-  const at::Tensor xp = phases(x, stride);
-  at::Tensor y = x.dim() == 4 ? at::empty({batch, c_out, t_out, cols}, x.options())
-                              : at::empty({batch, c_out, t_out}, x.options());
+  const at::Tensor w = weight.to(ct).contiguous(), b = bias ? bias->to(ct).contiguous() : at::Tensor();
+  const int64_t batch = x_in.size(0), c_out = w.size(0), cg = w.size(1), k = w.size(2);
+  const at::Tensor xp = phases(x_in, stride, ct);  // converted (bf16 -> fp32) in the same copy
+  at::Tensor y = x_in.dim() == 4 ? at::empty({batch, c_out, t_out, cols}, w.options())
+                                 : at::empty({batch, c_out, t_out}, w.options());
   std::vector<int64_t> used;  // phases some tap reads
   for (int64_t r = 0; r < stride; ++r)
     if (phase_taps(r, stride, padding, k).taps > 0) used.push_back(r);
@@ -232,34 +233,40 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
   return x.dim() == 4 ? grad_x.contiguous() : grad_x.reshape({batch, c_in, t_in});
 }
 
-// g and x in the product's dtype (bf16 for bf16 products: ATen's bf16 matmul, fp32 sums); -> that dtype.
+// grad_w in the product's dtype `mt` (bf16 for bf16 products: ATen's bf16 matmul, fp32 sums); g and x in any
+// dtype and layout: they are converted as they are gathered.
 at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, int64_t k, int64_t stride,
-                      int64_t padding, int64_t groups) {
-  const int64_t batch = x.size(0), c_in = x.size(1), cols = columns(x), tq = (x.size(2) + stride - 1) / stride;
+                      int64_t padding, int64_t groups, at::ScalarType mt) {
+  const int64_t batch = x.size(0), c_in = x.size(1), t = x.size(2), cols = columns(x), tq = (t + stride - 1) / stride;
   const int64_t cg = c_in / groups, og = c_out / groups, t_out = g.size(2);
   // grad_w[:, :, k] = sum over (b, j, column) of g[b, :, j] x[b, :, j * s + k - P], per group. Tap k reads
   // phase r = (k - P) mod s of x at j + q. Each item's phase rows are padded to L = T'' * W positions, so tap k
   // reads them at offset (q - q_min) * W, and g's rows are zero-padded to L too: then every tap is one matrix
   // product over all (b, position) pairs, on a view of the flattened rows that runs from one item into the
-  // next only where g is zero.
+  // next only where g is zero. g and each phase of x are gathered into that layout in one copy each.
   int64_t q_min = 0, q_max = 0;
   for (int64_t kk = 0; kk < k; ++kk) {
     const int64_t d = kk - padding, q = (d - ((d % stride) + stride) % stride) / stride;
     q_min = std::min(q_min, q), q_max = std::max(q_max, q);
   }
-  const int64_t rpad = std::max<int64_t>(0, t_out + q_max - tq), row = (tq - q_min + rpad) * cols;
+  const int64_t steps = tq - q_min + std::max<int64_t>(0, t_out + q_max - tq), row = steps * cols;
   const int64_t span = (q_max - q_min) * cols, n = batch * row;
-  const at::Tensor xpp = at::constant_pad_nd(phases(x, stride).view({stride, batch, c_in, tq, cols}),
-                                             {0, 0, -q_min, rpad});
-  // [g, C_out/g, B * L], and per phase [g, C_in/g, B * L + span]
-  const at::Tensor gp = at::constant_pad_nd(g.reshape({batch, groups, og, t_out * cols}), {0, row - t_out * cols})
-                            .permute({1, 2, 0, 3}).reshape({groups, og, n});
+  const at::TensorOptions opts = x.options().dtype(mt);
+  // [g, C_out/g, B * L]
+  const at::Tensor gp = at::zeros({groups, og, n}, opts);
+  gp.view({groups, og, batch, row}).permute({2, 0, 1, 3}).narrow(3, 0, t_out * cols)
+      .copy_(g.reshape({batch, groups, og, t_out * cols}));
+  // per phase r [g, C_in/g, B * L + span]: x[:, :, r::s] at steps -q_min.. of each item's row
+  const at::Tensor x5 = (x.dim() == 3 ? x.unsqueeze(3) : x).unflatten(1, {groups, cg});
   std::vector<at::Tensor> flat(stride);
   auto tap_rows = [&](int64_t kk) {  // [g, C_in/g, B * L], a view
     const int64_t d = kk - padding, r = ((d % stride) + stride) % stride, q = (d - r) / stride;
-    if (!flat[r].defined())
-      flat[r] = at::constant_pad_nd(xpp[r].view({batch, groups, cg, row}).permute({1, 2, 0, 3}).reshape({groups, cg, n}),
-                                    {0, span});
+    if (!flat[r].defined()) {
+      flat[r] = at::zeros({groups, cg, n + span}, opts);
+      if (const int64_t tr = r < t ? (t - r + stride - 1) / stride : 0; tr > 0)
+        flat[r].narrow(2, 0, n).view({groups, cg, batch, steps, cols}).permute({2, 0, 1, 3, 4}).narrow(3, -q_min, tr)
+            .copy_(x5.slice(3, r, t, stride));
+    }
     return flat[r].narrow(2, (q - q_min) * cols, n);
   };
   if (cg * k <= 64) {  // few (input channel, tap) pairs (the 1-channel first layers): one product over them all
@@ -268,7 +275,7 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, i
     const at::Tensor im2col = at::stack(taps, 2).reshape({groups, cg * k, n});  // [g, C_in/g, K, B * L]
     return at::bmm(gp, im2col.transpose(1, 2)).reshape({c_out, cg, k});
   }
-  at::Tensor grad_w = at::empty({k, groups, og, cg}, g.options());
+  at::Tensor grad_w = at::empty({k, groups, og, cg}, opts);
   for (int64_t kk = 0; kk < k; ++kk) {
     at::Tensor dst = grad_w[kk];
     at::bmm_out(dst, gp, tap_rows(kk).transpose(1, 2));
@@ -329,7 +336,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
     // bf16 products where the tensors are bf16 (--amp); under the fp32 switch the gradient stays fp32 (its
     // rounding to bf16 would cost more accuracy than the switch asks for).
     const at::ScalarType mt = matmul_dtype(x_in);
-    grads[1] = own_grad_w(g.to(mt), x_in.to(mt).contiguous(), c_out, k, stride, padding, groups).to(dt);
+    grads[1] = own_grad_w(g, x_in, c_out, k, stride, padding, groups, mt).to(dt);
   }
   if (output_mask[2]) {
     const at::ScalarType acc = compute_dtype(dt);
