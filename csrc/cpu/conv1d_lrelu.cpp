@@ -22,12 +22,14 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "conv1d_runner.h"
@@ -244,10 +246,12 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, i
   // reads them at offset (q - q_min) * W, and g's rows are zero-padded to L too: then every tap is one matrix
   // product over all (b, position) pairs, on a view of the flattened rows that runs from one item into the
   // next only where g is zero. g and each phase of x are gathered into that layout in one copy each.
+  std::vector<std::pair<int64_t, int64_t>> tap_at(k);  // tap k reads phase r at j + q: (r, q), from phase_taps
   int64_t q_min = 0, q_max = 0;
-  for (int64_t kk = 0; kk < k; ++kk) {
-    const int64_t d = kk - padding, q = (d - ((d % stride) + stride) % stride) / stride;
-    q_min = std::min(q_min, q), q_max = std::max(q_max, q);
+  for (int64_t r = 0; r < stride; ++r) {
+    const PhaseTaps pt = phase_taps(r, stride, padding, k);
+    for (int64_t u = 0; u < pt.taps; ++u) tap_at[pt.k0 + u * stride] = {r, pt.q0 + u};
+    if (pt.taps > 0) q_min = std::min(q_min, pt.q0), q_max = std::max(q_max, pt.q0 + pt.taps - 1);
   }
   const int64_t steps = tq - q_min + std::max<int64_t>(0, t_out + q_max - tq), row = steps * cols;
   const int64_t span = (q_max - q_min) * cols, n = batch * row;
@@ -260,7 +264,7 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, i
   const at::Tensor x5 = (x.dim() == 3 ? x.unsqueeze(3) : x).unflatten(1, {groups, cg});
   std::vector<at::Tensor> flat(stride);
   auto tap_rows = [&](int64_t kk) {  // [g, C_in/g, B * L], a view
-    const int64_t d = kk - padding, r = ((d % stride) + stride) % stride, q = (d - r) / stride;
+    const auto [r, q] = tap_at[kk];
     if (!flat[r].defined()) {
       flat[r] = at::zeros({groups, cg, n + span}, opts);
       if (const int64_t tr = r < t ? (t - r + stride - 1) / stride : 0; tr > 0)
