@@ -31,20 +31,27 @@ struct Avx512Bf16 : Avx512 {
   static Pairs set1_pairs(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
   static Reg dot_pairs(Reg acc, Pairs w, Pairs x) { return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x); }
 
-  // dst[j] = bf16(leaky(a[j])) | bf16(leaky(b[j])) << 16 for j < n; b == nullptr reads as zeros.
-  static void stage_pairs(const float* a, const float* b, uint32_t* dst, int64_t n, float slope) {
+  // dst[j] = bf16(leaky(a[j])) | bf16(leaky(b[j])) << 16 for j < n; b == nullptr reads as zeros. a and b are
+  // fp32, or bf16 bits (uint16_t: read as the fp32 values they are, so both give the same pairs).
+  template <class T>
+  static void stage_pairs(const T* a, const T* b, uint32_t* dst, int64_t n, float slope) {
     int64_t j = 0;
     for (; j + kWidth <= n; j += kWidth)
-      _mm512_storeu_si512(dst + j, pack(leaky(loadu(a + j), slope), b ? leaky(loadu(b + j), slope) : zero()));
+      _mm512_storeu_si512(dst + j, pack(leaky(load(a + j, kFull), slope), b ? leaky(load(b + j, kFull), slope) : zero()));
     if (j < n) {
       const __mmask16 tail = static_cast<__mmask16>((1u << (n - j)) - 1u);
-      const Reg lo = leaky(_mm512_maskz_loadu_ps(tail, a + j), slope);
-      const Reg hi = b ? leaky(_mm512_maskz_loadu_ps(tail, b + j), slope) : zero();
+      const Reg lo = leaky(load(a + j, tail), slope);
+      const Reg hi = b ? leaky(load(b + j, tail), slope) : zero();
       _mm512_mask_storeu_epi32(dst + j, tail, pack(lo, hi));
     }
   }
 
  private:
+  static constexpr __mmask16 kFull = 0xffff;
+  static Reg load(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static Reg load(const uint16_t* p, __mmask16 m) {  // bf16 bits are the high half of the fp32 value
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+  }
   static Reg leaky(Reg v, float slope) { return leaky_grad(v, v, slope); }
   // Both rounded to nearest even, as bf16_bits rounds the weights.
   static Pairs pack(Reg lo, Reg hi) {

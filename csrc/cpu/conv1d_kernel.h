@@ -100,11 +100,14 @@ static inline void conv1d_tiles(const Conv1dParamsT<typename V::Scalar>& p, int6
     if constexpr (kPairs) {
       uint32_t* const pairs = reinterpret_cast<uint32_t*>(act);
       for (int64_t cp = 0; cp < rows; ++cp) {
-        const S* src0 = p.x + (b * p.c_in + 2 * cp) * p.x_row + (t0 - pad);
-        const S* src1 = 2 * cp + 1 < p.c_in ? src0 + p.x_row : nullptr;
+        const int64_t at = (b * p.c_in + 2 * cp) * p.x_row + (t0 - pad) + lo;
+        const bool odd = 2 * cp + 1 >= p.c_in;  // the last pair of an odd c_in: its second channel is zeros
         uint32_t* ar = pairs + cp * row;
         std::fill(ar, ar + lo, 0u);
-        V::stage_pairs(src0 + lo, src1 ? src1 + lo : nullptr, ar + lo, hi - lo, p.slope);
+        if (p.x_bf16)
+          V::stage_pairs(p.x_bf16 + at, odd ? nullptr : p.x_bf16 + at + p.x_row, ar + lo, hi - lo, p.slope);
+        else
+          V::stage_pairs(p.x + at, odd ? nullptr : p.x + at + p.x_row, ar + lo, hi - lo, p.slope);
         std::fill(ar + hi, ar + row, 0u);
       }
     } else {

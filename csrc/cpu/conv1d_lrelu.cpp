@@ -142,7 +142,9 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
   const at::ScalarType ct = compute_dtype(x_in.scalar_type());
   const at::Tensor w = weight.to(ct).contiguous(), b = bias ? bias->to(ct).contiguous() : at::Tensor();
   const int64_t batch = x_in.size(0), c_out = w.size(0), cg = w.size(1), k = w.size(2);
-  const at::Tensor xp = phases(x_in, stride, ct);  // converted (bf16 -> fp32) in the same copy
+  // bf16 inputs stay bf16 (the bf16 kernel stages their bits); anything else in the compute dtype
+  const bool bf16_bits = bf16 && is_bf16(x_in);
+  const at::Tensor xp = phases(x_in, stride, bf16_bits ? at::kBFloat16 : ct);
   at::Tensor y = x_in.dim() == 4 ? at::empty({batch, c_out, t_out, cols}, w.options())
                                  : at::empty({batch, c_out, t_out}, w.options());
   std::vector<int64_t> used;  // phases some tap reads
@@ -152,7 +154,8 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
     for (size_t i = 0; i < used.size(); ++i) {
       const PhaseTaps pt = phase_taps(used[i], stride, padding, k);
       Conv1dParamsT<scalar_t> p{};
-      p.x = xp[used[i]].const_data_ptr<scalar_t>();
+      if (bf16_bits) p.x_bf16 = reinterpret_cast<const uint16_t*>(xp[used[i]].const_data_ptr<at::BFloat16>());
+      else p.x = xp[used[i]].const_data_ptr<scalar_t>();
       p.t_in = p.x_row = xp.size(3);
       p.w = w.const_data_ptr<scalar_t>() + pt.k0;
       p.w_co = cg * k, p.w_ci = k, p.w_k = stride;
@@ -196,8 +199,9 @@ at::Tensor leaky_grad(const at::Tensor& grad_out, const at::Tensor& out, double 
   return g;
 }
 
-// The backward's own kernels: g = grad_out * leaky' [B, C_out, T_out(, W)], x [B, C_in, T(, W)], w [C_out,
-// C_in / groups, K], contiguous, in the compute dtype; bf16: bf16 products.
+// The backward's own kernels: g = grad_out * leaky' [B, C_out, T_out(, W)] contiguous, in the compute dtype or
+// (for the bf16 kernel) bf16; x [B, C_in, T(, W)]; w [C_out, C_in / groups, K] contiguous in the compute dtype;
+// bf16: bf16 products. -> the compute dtype.
 at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_t padding,
                       int64_t groups, bool bf16) {
   const int64_t batch = x.size(0), c_in = x.size(1), t_in = x.size(2), cols = columns(x);
@@ -206,8 +210,9 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
   // (transposed weights [C_in/g rows of output, C_out/g of input], taps reversed), into phase-major rows
   // [s, B, C_in, ceil(T / s) * W] interleaved back at the end.
   const int64_t tq = (t_in + stride - 1) / stride;
-  at::Tensor gx = at::empty({stride, batch, c_in, tq * cols}, g.options());
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "vocoder_ext_conv1d_lrelu_backward", [&] {
+  TORCH_CHECK(bf16 || !is_bf16(g), "conv1d_lrelu_backward: only the bf16 kernel reads a bf16 gradient");
+  at::Tensor gx = at::empty({stride, batch, c_in, tq * cols}, w.options());
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "vocoder_ext_conv1d_lrelu_backward", [&] {
     for (int64_t r = 0; r < stride; ++r) {
       const Phase phase = transposed_conv_phase(r, stride, padding, k, tq * stride);
       at::Tensor dst = gx[r];
@@ -216,7 +221,8 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
         continue;
       }
       Conv1dParamsT<scalar_t> p{};
-      p.x = g.const_data_ptr<scalar_t>();
+      if (is_bf16(g)) p.x_bf16 = reinterpret_cast<const uint16_t*>(g.const_data_ptr<at::BFloat16>());
+      else p.x = g.const_data_ptr<scalar_t>();
       p.t_in = p.x_row = t_out * cols;
       p.w = w.const_data_ptr<scalar_t>() + phase.first_tap + (phase.taps - 1) * stride;
       p.w_co = k, p.w_ci = cg * k, p.w_k = -stride;
@@ -314,15 +320,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
   const auto dt = x_in.scalar_type();
   const at::Tensor none = at::empty({0}, x_in.options());  // what a masked-off gradient comes back as
   const bool bf16 = bf16_kernels(x_in), aten_only = is_bf16(x_in) && !bf16;
-  const bool own_x_side =
-      !aten_only && own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
-  const bool own_x = output_mask[0] && own_x_side;
+  const bool own_x = output_mask[0] && !aten_only &&
+                     own_grad_x_pays(bf16, x_in.size(1), c_out, groups, stride, x_in.size(2) * cols, t_out * cols);
   const bool own_w =
       output_mask[1] && !aten_only && own_grad_w_pays(bf16 && is_bf16(x_in), c_out, groups, stride, t_out * cols);
-  // g = grad_out * leaky': fp32 (fp64 for fp64) where our grad_x kernel reads it, else in the dtype the matmuls
-  // and oneDNN take (bf16 for bf16 inputs: one pass instead of a conversion more). Chosen by the shape, not the
-  // mask, so that every mask gives the same numbers.
-  const at::ScalarType gt = is_bf16(x_in) && !own_x_side ? at::kBFloat16 : compute_dtype(dt);
+  // g = grad_out * leaky' in the dtype every consumer takes: bf16 for bf16 inputs (the bf16 kernel stages its
+  // bits, the matmuls and oneDNN multiply it; one pass instead of a conversion more), else fp32 (fp64 for fp64).
+  const at::ScalarType gt = is_bf16(x_in) ? at::kBFloat16 : compute_dtype(dt);
   const at::Tensor g = leaky_grad(grad_out, out, slope, gt);
   std::array<at::Tensor, 3> grads{none, none, none};
   const std::array<bool, 3> aten_mask{output_mask[0] && !own_x, output_mask[1] && !own_w, false};
@@ -334,7 +338,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv1d_lrelu_backward_cpu(
     if (aten_mask[1]) grads[1] = gw.to(dt);
   }
   if (own_x) {  // x only for its shape
-    grads[0] = own_grad_x(g, x_in, weight.to(g.scalar_type()).contiguous(), stride, padding, groups, bf16).to(dt);
+    grads[0] = own_grad_x(g, x_in, weight.to(compute_dtype(dt)).contiguous(), stride, padding, groups, bf16).to(dt);
   }
   if (own_w) {
     // bf16 products where the tensors are bf16 (--amp); under the fp32 switch the gradient stays fp32 (its

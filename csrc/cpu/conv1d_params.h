@@ -11,6 +11,7 @@ constexpr int kConvMO = 6;  // output channels per register block
 template <class S>
 struct Conv1dParamsT {
   const S* x;             // [B, c_in, t_in], rows x_row apart
+  const uint16_t* x_bf16;  // the bf16 kernel only, optional: the input as bf16 bits, laid out as x; read instead
   const S* w;             // tap u of (co, ci) at w[co * w_co + ci * w_ci + u * w_k]: any layout,
   int64_t w_co, w_ci, w_k;  // so transposed / flipped / phase-sliced weights need no copy
   const S* w_packed;      // optional: w already gathered as [groups][ceil(c_out / kConvMO)][c_in][k][kConvMO]

@@ -69,6 +69,7 @@ void pack(Conv1dParamsT<S>& p, bool bf16, std::vector<S>& store) {
 
 template <class S>
 void run(Conv1dParamsT<S>& p, bool bf16) {
+  TORCH_CHECK(bf16 || p.x_bf16 == nullptr, "run_conv1d: only the bf16 kernel reads bf16 inputs");
   constexpr bool is_double = std::is_same_v<S, double>;
   const Isa isa = is_double ? Isa::kGeneric : selected_isa();
   const int64_t block = block_len(isa, is_double);
