@@ -68,6 +68,7 @@ def test_bf16_forward_and_gradients_match_the_rounded_reference(monkeypatch, sid
     want_grads = torch.autograd.grad(pre, (x64, w64), g_act.bfloat16().double())
     for got, expected, name in zip(grads, want_grads, ("grad_x", "grad_w")):
         assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+        assert name == "grad_x" or got.is_contiguous(), f"{name}: strides {got.stride()}"
         _close(got, expected, name)
     _close(grads[2], g_act.double().sum((0, 2)), "grad_b")
 

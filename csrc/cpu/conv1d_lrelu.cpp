@@ -279,7 +279,10 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, i
     }
     return flat[r].narrow(2, (q - q_min) * cols, n);
   };
-  if (cg * k <= 64) {  // few (input channel, tap) pairs (the 1-channel first layers): one product over them all
+  // One product over all (input channel, tap) pairs where their rows are few or short (the 1-channel first
+  // layers; the dense layers, whose inputs are short): it writes grad_w in its own layout. Else one product per
+  // tap, and one transposing copy at the end.
+  if (cg * k <= 64 || k * c_in * n <= (int64_t(1) << 23)) {
     std::vector<at::Tensor> taps;
     for (int64_t kk = 0; kk < k; ++kk) taps.push_back(tap_rows(kk));
     const at::Tensor im2col = at::stack(taps, 2).reshape({groups, cg * k, n});  // [g, C_in/g, K, B * L]
@@ -290,7 +293,9 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, i
     at::Tensor dst = grad_w[kk];
     at::bmm_out(dst, gp, tap_rows(kk).transpose(1, 2));
   }
-  return grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k});
+  // contiguous: with groups = 1 the reshape is a view whose taps lie C_out * C_in apart, which every later
+  // consumer (the cast to fp32, weight norm's backward) reads many times slower than this one copy
+  return grad_w.permute({1, 2, 3, 0}).reshape({c_out, cg, k}).contiguous();
 }
 
 // ATen's gradients (oneDNN) for those of `mask`: g in the dtype ATen computes in.
