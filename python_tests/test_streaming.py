@@ -8,7 +8,7 @@ import torch
 import vocoder_ext
 from vocoder_ext.streaming import Stream, receptive_field, stream
 
-DEMO = pathlib.Path(__file__).resolve().parents[1] / "checkpoints" / "demo" / "generator_00008000.pt"
+DEMO = pathlib.Path(__file__).resolve().parents[1] / "checkpoints" / "demo"  # the newest generator in it
 
 # ParallelWaveGAN's odd upsample scales (u//2 + 1 padding, output_padding 1) and SpeechBrain's reflect padding
 PWG = {**vocoder_ext.PRESETS["v2"], "upsample_rates": [5, 5, 3, 3], "upsample_kernel_sizes": [10, 10, 6, 6],

@@ -66,6 +66,14 @@ Side forced_side() {
   return Side::kOneDnn;
 }
 
+// Phase r of x4 [B, C, T, W] (x4[:, :, r::s]) copied into dst [B, C, steps, W] (any strides, any dtype: converted
+// as it is copied) from step `offset` on; -> the steps it filled. The caller zeroes the others.
+int64_t copy_phase(const at::Tensor& dst, const at::Tensor& x4, int64_t r, int64_t s, int64_t offset) {
+  const int64_t t = x4.size(2), tr = r < t ? (t - r + s - 1) / s : 0;
+  if (tr > 0) dst.narrow(2, offset, tr).copy_(x4.slice(2, r, t, s));
+  return tr;
+}
+
 // x [B, C, T] or [B, C, T, W], any dtype and layout -> [s, B, C, ceil(T / s) * W] in `dt` with phase r holding
 // x[:, :, r::s] (zeros past T), columns innermost, contiguous: one copy (none for stride 1 in `dt` already).
 at::Tensor phases(const at::Tensor& x, int64_t s, at::ScalarType dt) {
@@ -74,9 +82,7 @@ at::Tensor phases(const at::Tensor& x, int64_t s, at::ScalarType dt) {
   if (s == 1) return x4.to(dt).contiguous().view({1, batch, c, t * w});
   at::Tensor out = at::empty({s, batch, c, tq, w}, x.options().dtype(dt));
   for (int64_t r = 0; r < s; ++r) {
-    const int64_t tr = r < t ? (t - r + s - 1) / s : 0;  // phase r's steps within T
-    if (tr > 0) out[r].narrow(2, 0, tr).copy_(x4.slice(2, r, t, s));
-    if (tr < tq) out[r].narrow(2, tr, tq - tr).zero_();
+    if (const int64_t tr = copy_phase(out[r], x4, r, s, 0); tr < tq) out[r].narrow(2, tr, tq - tr).zero_();
   }
   return out.view({s, batch, c, tq * w});
 }
@@ -267,15 +273,13 @@ at::Tensor own_grad_w(const at::Tensor& g, const at::Tensor& x, int64_t c_out, i
   gp.view({groups, og, batch, row}).permute({2, 0, 1, 3}).narrow(3, 0, t_out * cols)
       .copy_(g.reshape({batch, groups, og, t_out * cols}));
   // per phase r [g, C_in/g, B * L + span]: x[:, :, r::s] at steps -q_min.. of each item's row
-  const at::Tensor x5 = (x.dim() == 3 ? x.unsqueeze(3) : x).unflatten(1, {groups, cg});
+  const at::Tensor x4 = x.dim() == 3 ? x.unsqueeze(3) : x;
   std::vector<at::Tensor> flat(stride);
   auto tap_rows = [&](int64_t kk) {  // [g, C_in/g, B * L], a view
     const auto [r, q] = tap_at[kk];
     if (!flat[r].defined()) {
       flat[r] = at::zeros({groups, cg, n + span}, opts);
-      if (const int64_t tr = r < t ? (t - r + stride - 1) / stride : 0; tr > 0)
-        flat[r].narrow(2, 0, n).view({groups, cg, batch, steps, cols}).permute({2, 0, 1, 3, 4}).narrow(3, -q_min, tr)
-            .copy_(x5.slice(3, r, t, stride));
+      copy_phase(flat[r].narrow(2, 0, n).view({c_in, batch, steps, cols}).transpose(0, 1), x4, r, stride, -q_min);
     }
     return flat[r].narrow(2, (q - q_min) * cols, n);
   };

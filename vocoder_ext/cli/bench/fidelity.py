@@ -1,6 +1,6 @@
 """The `fidelity` section of the bench (--fidelity): how far bf16 compute moves the generator's audio.
 
-Models: the demo checkpoint (checkpoints/demo/generator_00008000.pt, trained; skipped where absent) and a
+Models: the demo checkpoint (the newest generator in checkpoints/demo/, trained; skipped where absent) and a
 random-weight model of each --configs (seeded with --seed, weight norm removed, as in the e2e section).
 Each vocodes every utterance of data/filelists/validation.txt (--fidelity-utterances: the first N), analysed
 with the model's own `mel_spectrogram`, at fp32 on the fused path (the reference: exact, equal to eager to
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import audio
+from ...checkpoint.hifigan import latest_generator_file
 from ...filelist import read_filelist
 from ...models.config import AUDIO_DEFAULTS
 from ...models.hifigan import HiFiGAN
@@ -35,10 +36,18 @@ from ..common import UserError, stem
 from ..precision import bf16_kernels, snr_db
 from .timing import fmt, log, table
 
-CHECKPOINT = os.path.join("checkpoints", "demo", "generator_00008000.pt")
+DEMO_FOLDER = os.path.join("checkpoints", "demo")
 DATA = "data"
 FILELIST = os.path.join(DATA, "filelists", "validation.txt")
 VARIANTS = ("fused_bf16", "fused_bf16_tensors", "eager_bf16")
+
+
+def demo_checkpoint():
+    """The demo generator `make demo` uses (the newest in checkpoints/demo/), or None where there is none."""
+    try:
+        return latest_generator_file(DEMO_FOLDER)
+    except FileNotFoundError:
+        return None
 
 
 def fidelity_section(configs, settings):
@@ -47,11 +56,13 @@ def fidelity_section(configs, settings):
     except (FileNotFoundError, ValueError) as e:
         raise UserError(f"--fidelity needs the bundled corpus (run from the repo root): {e}") from e
     rows = []
-    if os.path.isfile(CHECKPOINT):
-        model = HiFiGAN.from_pretrained(CHECKPOINT, fused=True).remove_weight_norm().eval()
-        rows += model_rows("demo checkpoint", CHECKPOINT, model, wavs)
+    checkpoint = demo_checkpoint()
+    if checkpoint:
+        model = HiFiGAN.from_pretrained(checkpoint, fused=True).remove_weight_norm().eval()
+        rows += model_rows("demo checkpoint", checkpoint, model, wavs)
     else:
-        rows.append({"model": "demo checkpoint", "source": CHECKPOINT, "status": f"skipped: no {CHECKPOINT}"})
+        rows.append({"model": "demo checkpoint", "source": DEMO_FOLDER,
+                     "status": f"skipped: no generator in {DEMO_FOLDER}/"})
     for name, h in configs:
         torch.manual_seed(settings["seed"])
         model = HiFiGAN(h, fused=True).remove_weight_norm().eval()

@@ -20,7 +20,7 @@ from ...models.hifigan import HiFiGAN
 from ...streaming import Stream, receptive_field
 from ..common import DEFAULT_SAMPLING_RATE
 from ..precision import snr_db
-from .fidelity import CHECKPOINT, DATA, FILELIST
+from .fidelity import DATA, DEMO_FOLDER, FILELIST, demo_checkpoint
 from .timing import fmt, frames_for, log, table
 
 CHUNKS = (8, 16, 32, 64)
@@ -81,9 +81,10 @@ def stream_section(configs, settings):
 
 @torch.inference_mode()
 def lookahead_rows():
-    if not os.path.isfile(CHECKPOINT) or not os.path.isfile(FILELIST):
-        return [{"status": f"skipped: no {CHECKPOINT} or {FILELIST} (run from the repository root)"}]
-    model = HiFiGAN.from_pretrained(CHECKPOINT, fused=True).remove_weight_norm().eval()
+    checkpoint = demo_checkpoint()
+    if not checkpoint or not os.path.isfile(FILELIST):
+        return [{"status": f"skipped: no generator in {DEMO_FOLDER}/ or no {FILELIST} (run from the repository root)"}]
+    model = HiFiGAN.from_pretrained(checkpoint, fused=True).remove_weight_norm().eval()
     path = read_filelist(FILELIST, DATA)[0]
     wav, _ = audio.load_wav(path, sampling_rate=model.sampling_rate)
     mel = model.mel_spectrogram(wav)
@@ -93,7 +94,7 @@ def lookahead_rows():
     rows = []
     for lookahead in sorted({0, 1, 2, 4, 8, right // 2, right}):
         out = _joined_stream(model, mel, LOOKAHEAD_CHUNK, lookahead)
-        rows.append({"source": CHECKPOINT, "utterance": path, "chunk_frames": LOOKAHEAD_CHUNK,
+        rows.append({"source": checkpoint, "utterance": path, "chunk_frames": LOOKAHEAD_CHUNK,
                      "lookahead_frames": lookahead, "exact": torch.equal(out, whole),
                      "snr_db": snr_db(out, whole), "max_abs_error": (out - whole).abs().max().item()})
     return rows
