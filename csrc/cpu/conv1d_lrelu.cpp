@@ -98,6 +98,13 @@ PhaseTaps phase_taps(int64_t r, int64_t s, int64_t padding, int64_t k) {
   return {k0, k0 < k ? (k - k0 + s - 1) / s : 0, (k0 - padding - r) / s};
 }
 
+// The kernel's input rows: a bf16 tensor as its bits (only the bf16 kernel reads them), else in the compute dtype.
+template <typename scalar_t>
+void set_input(Conv1dParamsT<scalar_t>& p, const at::Tensor& rows) {
+  if (is_bf16(rows)) p.x_bf16 = reinterpret_cast<const uint16_t*>(rows.const_data_ptr<at::BFloat16>());
+  else p.x = rows.const_data_ptr<scalar_t>();
+}
+
 int64_t columns(const at::Tensor& x) { return x.dim() == 4 ? x.size(3) : 1; }
 
 // Which side computes each part, from the per-layer timings of both sides at the discriminators' shapes
@@ -160,8 +167,7 @@ at::Tensor conv1d_lrelu_cpu(const at::Tensor& x_in, const at::Tensor& weight, co
     for (size_t i = 0; i < used.size(); ++i) {
       const PhaseTaps pt = phase_taps(used[i], stride, padding, k);
       Conv1dParamsT<scalar_t> p{};
-      if (bf16_bits) p.x_bf16 = reinterpret_cast<const uint16_t*>(xp[used[i]].const_data_ptr<at::BFloat16>());
-      else p.x = xp[used[i]].const_data_ptr<scalar_t>();
+      set_input(p, xp[used[i]]);
       p.t_in = p.x_row = xp.size(3);
       p.w = w.const_data_ptr<scalar_t>() + pt.k0;
       p.w_co = cg * k, p.w_ci = k, p.w_k = stride;
@@ -227,8 +233,7 @@ at::Tensor own_grad_x(const at::Tensor& g, const at::Tensor& x, const at::Tensor
         continue;
       }
       Conv1dParamsT<scalar_t> p{};
-      if (is_bf16(g)) p.x_bf16 = reinterpret_cast<const uint16_t*>(g.const_data_ptr<at::BFloat16>());
-      else p.x = g.const_data_ptr<scalar_t>();
+      set_input(p, g);
       p.t_in = p.x_row = t_out * cols;
       p.w = w.const_data_ptr<scalar_t>() + phase.first_tap + (phase.taps - 1) * stride;
       p.w_co = k, p.w_ci = cg * k, p.w_k = -stride;
