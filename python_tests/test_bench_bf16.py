@@ -10,7 +10,7 @@ import pytest
 
 from test_bench import md_table, run_bench
 from vocoder_ext.cli import build_parser, main
-from vocoder_ext.cli.bench.fidelity import CHECKPOINT, VARIANTS
+from vocoder_ext.cli.bench.fidelity import VARIANTS, demo_checkpoint
 from vocoder_ext.cli.bench.options import resolve_settings
 from vocoder_ext.cli.precision import bf16_kernels
 
@@ -105,7 +105,9 @@ def test_fidelity_table_covers_every_model_and_variant(fidelity):
     section = report["fidelity"]
     stems = [Path(line).stem for line in (REPO / "data/filelists/validation.txt").read_text().split()][:2]
     assert section["utterances"] == stems  # --quick: the first two
-    have_checkpoint = (REPO / CHECKPOINT).is_file()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)
+        have_checkpoint = demo_checkpoint() is not None
     models = (["demo checkpoint"] if have_checkpoint else []) + ["v2 (random)"]
     ok = [r for r in section["rows"] if r["status"] == "ok"]
     assert [(r["model"], r["variant"]) for r in ok] == [(m, v) for m in models for v in VARIANTS]
