@@ -167,6 +167,15 @@ def test_without_avx512_bf16_the_fp32_kernel_runs_with_one_warning(isa):
     assert int(as_python_warnings) + out.stderr.count("without AVX512_BF16: computing in fp32") == 1, out.stderr
 
 
+def test_bf16_kernels_reports_the_level_the_kernels_run_at(monkeypatch):
+    from vocoder_ext.cli.precision import bf16_kernels
+    monkeypatch.delenv("VOCODER_EXT_CPU_ISA", raising=False)
+    assert torch.ops.vocoder_ext.cpu_isa() == "avx512_bf16" and bf16_kernels()
+    for isa in ("avx512", "avx2", "generic"):
+        monkeypatch.setenv("VOCODER_EXT_CPU_ISA", isa)
+        assert torch.ops.vocoder_ext.cpu_isa() == isa and not bf16_kernels()
+
+
 @pytest.mark.parametrize("config", ["v1", "v2", "v3"])
 def test_hifigan_compute_dtype_bf16(config):
     torch.manual_seed(0)

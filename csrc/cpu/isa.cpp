@@ -1,6 +1,7 @@
 #include "isa.h"
 
 #include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <cstdlib>
 #include <string>
@@ -46,3 +47,9 @@ Isa selected_isa() {
 }
 
 }  // namespace vocoder_ext::cpu
+
+// So that Python asks the kernels which level they run at (vocoder_ext.cli.precision.bf16_kernels) instead of
+// deciding it a second time from /proc/cpuinfo and the environment.
+TORCH_LIBRARY_FRAGMENT(vocoder_ext, m) {
+  m.def("cpu_isa() -> str", [] { return std::string(vocoder_ext::cpu::isa_name(vocoder_ext::cpu::selected_isa())); });
+}

@@ -2,13 +2,12 @@
 `--precision fp32|bf16`, its device check, whether bf16 really runs here (for what a report records), and
 the fidelity measure the demo and the bench print: SNR against the fp32 output."""
 import math
-import os
 
 import torch
 
+from ..runtime import extension
 from ..runtime.precision import PRECISIONS
 from .common import UserError
-from .info import cpu_features
 
 
 def add_argument(p, what):
@@ -30,12 +29,10 @@ def check_device(precision, device_name):
 
 
 def bf16_kernels():
-    """Whether the CPU kernels compute in bf16 when asked: the CPU has AVX512_BF16 and VOCODER_EXT_CPU_ISA
-    does not hold them below it. Otherwise they warn once and compute in fp32, and a report should say so."""
-    features = cpu_features()
-    if not isinstance(features, dict) or not features["avx512_bf16"]:
-        return False
-    return os.environ.get("VOCODER_EXT_CPU_ISA", "") in ("", "avx512_bf16")
+    """Whether the CPU kernels compute in bf16 when asked: the level they run at (the CPU's best, or the one
+    VOCODER_EXT_CPU_ISA asks for) is avx512_bf16. Otherwise they warn once and compute in fp32 (without the
+    extension, the eager references run PyTorch's own bf16), and a report should say so."""
+    return extension.loaded and torch.ops.vocoder_ext.cpu_isa() == "avx512_bf16"
 
 
 def snr_db(y, ref):
