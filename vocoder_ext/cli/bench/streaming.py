@@ -17,7 +17,7 @@ import torch
 from ... import audio
 from ...filelist import read_filelist
 from ...models.hifigan import HiFiGAN
-from ...streaming import Stream, receptive_field
+from ...streaming import Stream, receptive_field, stream
 from ..common import DEFAULT_SAMPLING_RATE
 from ..precision import snr_db
 from .fidelity import DATA, DEMO_FOLDER, FILELIST, demo_checkpoint
@@ -93,16 +93,11 @@ def lookahead_rows():
     log(f"stream: lookahead 0..{right} on the demo checkpoint, {os.path.basename(path)}")
     rows = []
     for lookahead in sorted({0, 1, 2, 4, 8, right // 2, right}):
-        out = _joined_stream(model, mel, LOOKAHEAD_CHUNK, lookahead)
+        out = torch.cat(list(stream(model, torch.split(mel, LOOKAHEAD_CHUNK, 2), LOOKAHEAD_CHUNK, lookahead)), 2)
         rows.append({"source": checkpoint, "utterance": path, "chunk_frames": LOOKAHEAD_CHUNK,
                      "lookahead_frames": lookahead, "exact": torch.equal(out, whole),
                      "snr_db": snr_db(out, whole), "max_abs_error": (out - whole).abs().max().item()})
     return rows
-
-
-def _joined_stream(model, mel, chunk, lookahead):
-    state = Stream(model, chunk, lookahead)
-    return torch.cat([state.push(piece) for piece in torch.split(mel, chunk, 2)] + [state.flush()], 2)
 
 
 def render_stream(report, settings):
