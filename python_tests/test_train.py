@@ -158,6 +158,20 @@ def test_disc_start_step_trains_the_generator_alone_for_exactly_n_steps(corpus):
     assert {"loss_disc_all", "loss_gen", "loss_fm", "mel_l1", "stft_loss"} <= set(logs[2])
 
 
+@pytest.mark.parametrize("every", ["epoch", "step"])
+def test_lr_decay_every_epoch_or_step(corpus, tmp_path, every):
+    """--lr_decay_every epoch (the recipe's: 6 clips at batch 2 is a 3-step epoch) or step; the discriminators'
+    rate decays only once they train (GAN steps 3 and 4 here)."""
+    out = tmp_path / every
+    assert main(flags(corpus, out, "--max_steps", "4", "--lr_decay", "0.5", "--lr_decay_every", every,
+                      "--disc_start_step", "2")) == 0
+    lrs = [e["lr"] for e in log_events(out) if e["event"] == "train"]
+    powers_g, power_d = ([0, 0, 1, 1], 1) if every == "epoch" else ([1, 2, 3, 4], 2)
+    assert lrs == pytest.approx([2e-4 * 0.5 ** k for k in powers_g])
+    _, state = checkpoints.load_latest(out)
+    assert state["optim_d"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5 ** power_d)
+
+
 def test_stft_loss_is_zero_for_equal_audio_and_grows_with_the_difference():
     from vocoder_ext.losses import stft_loss
     y = torch.randn(2, 1, 4096)

@@ -51,7 +51,12 @@ def build_parser():
     p.add_argument("--max_steps", type=int, help="stop after this many optimizer steps (short runs)")
     p.add_argument("-lr", "--learning_rate", type=float, default=2e-4)
     p.add_argument("--adam_betas", type=float, nargs=2, default=[0.8, 0.99])
-    p.add_argument("--lr_decay", type=float, default=0.999, help="ExponentialLR gamma, stepped once per epoch")
+    p.add_argument("--lr_decay", type=float, default=0.999,
+                   help="ExponentialLR gamma, stepped once per --lr_decay_every")
+    p.add_argument("--lr_decay_every", choices=("epoch", "step"), default="epoch",
+                   help="epoch (the recipe's) or step: on a small corpus an epoch is a few steps, so the recipe's "
+                        "per-epoch decay stalls a run early; per step, 0.999 per ~800-step LJSpeech epoch is "
+                        "--lr_decay 0.99999875")
     p.add_argument("--segment_size", type=int, default=8192, help="audio samples per training segment")
     p.add_argument("--amp", action="store_true", help="fp16 autocast + GradScalers on CUDA, bf16 autocast on CPU")
     p.add_argument("--fused", action="store_true", help="the generator runs on vocoder_ext's fused ops")
@@ -201,8 +206,13 @@ class Trainer:
                          self.args.keep_last)
 
     def end_epoch(self):
+        if self.args.lr_decay_every == "epoch":
+            self.decay_learning_rates(self.steps > self.args.disc_start_step)
+
+    def decay_learning_rates(self, discriminators_trained):
+        """One ExponentialLR step: the generator's, and the discriminators' once they train."""
         self.sched_g.step()
-        if self.steps > self.args.disc_start_step:  # the discriminators' rate decays once they train
+        if discriminators_trained:
             self.sched_d.step()
 
     def learning_rate(self):
@@ -234,8 +244,14 @@ class Trainer:
     def step(self, micro_batches):
         """One D step then one G step over K micro-batches [(mel, audio, mel_loss)] (the generator's step alone
         while warming up); -> logged scalars."""
-        if self.warming_up():
-            return self.generator_step(micro_batches)
+        gan = not self.warming_up()
+        logs = self.gan_step(micro_batches) if gan else self.generator_step(micro_batches)
+        if self.args.lr_decay_every == "step":
+            self.decay_learning_rates(gan)
+        return logs
+
+    def gan_step(self, micro_batches):
+        """The recipe's step: the discriminators', then the generator's; -> logged scalars."""
         k_total = len(micro_batches)
         sync = lambda module, k: (contextlib.nullcontext() if k == k_total - 1 or not self.ctx.distributed
                                   else module.no_sync())
