@@ -7,14 +7,17 @@ import math
 import runpy
 import statistics
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from vocoder_ext.cli import main
+from vocoder_ext.cli.bench.fidelity import demo_checkpoint
 from vocoder_ext.models import PRESETS
 
 V2 = PRESETS["v2"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_bench(*argv):
@@ -23,6 +26,17 @@ def run_bench(*argv):
     with contextlib.redirect_stdout(out):
         code = main(["bench", *map(str, argv)])
     return code, out.getvalue()
+
+
+def run_bench_from_repo(out, *argv):
+    """`bench ARGV --out OUT` run from the repository root, where the corpus and checkpoints/demo/ are found;
+    -> (stdout, bench.md, bench.json, whether there was a demo generator). It must succeed."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)
+        code, stdout = run_bench(*argv, "--out", out)
+        have_demo = demo_checkpoint() is not None
+    assert code == 0
+    return stdout, (out / "bench.md").read_text(), json.loads((out / "bench.json").read_text()), have_demo
 
 
 def md_table(markdown, title_start):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from test_bench import md_table, run_bench
+from test_bench import md_table, run_bench, run_bench_from_repo
 from vocoder_ext.cli import build_parser, main
-from vocoder_ext.cli.bench.fidelity import VARIANTS, demo_checkpoint
+from vocoder_ext.cli.bench.fidelity import VARIANTS
 from vocoder_ext.cli.bench.options import resolve_settings
 from vocoder_ext.cli.precision import bf16_kernels
 
@@ -91,23 +91,15 @@ def test_precision_value_is_checked_by_argparse(capsys):
 # ---- --fidelity -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fidelity(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_fidelity")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(REPO)  # the corpus and the demo checkpoint are found from the repo root
-        code, stdout = run_bench("--fidelity", "--quick", "--threads", 1, "--out", out)
-    assert code == 0
-    return stdout, (out / "bench.md").read_text(), json.loads((out / "bench.json").read_text())
+    return run_bench_from_repo(tmp_path_factory.mktemp("bench_fidelity"), "--fidelity", "--quick", "--threads", 1)
 
 
 def test_fidelity_table_covers_every_model_and_variant(fidelity):
-    stdout, markdown, report = fidelity
+    stdout, markdown, report, have_checkpoint = fidelity
     assert markdown.strip() in stdout and report["settings"]["sections"] == ["fidelity"]
     section = report["fidelity"]
     stems = [Path(line).stem for line in (REPO / "data/filelists/validation.txt").read_text().split()][:2]
     assert section["utterances"] == stems  # --quick: the first two
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(REPO)
-        have_checkpoint = demo_checkpoint() is not None
     models = (["demo checkpoint"] if have_checkpoint else []) + ["v2 (random)"]
     ok = [r for r in section["rows"] if r["status"] == "ok"]
     assert [(r["model"], r["variant"]) for r in ok] == [(m, v) for m in models for v in VARIANTS]

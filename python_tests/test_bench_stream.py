@@ -1,27 +1,16 @@
 """bench --stream-only: the streaming table (every streamed row exact, as the stream promises) and the demo
 model's shorter-lookahead rows."""
-import json
-from pathlib import Path
-
 import pytest
 
-from test_bench import md_table, run_bench
-from vocoder_ext.cli.bench.fidelity import demo_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
+from test_bench import md_table, run_bench_from_repo
 
 
 @pytest.fixture(scope="module")
 def stream_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_stream")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(REPO)  # the corpus and the demo checkpoint are found from the repo root
-        code, stdout = run_bench("--stream-only", "--quick", "--threads", 1, "--out", out)
-        have_checkpoint = demo_checkpoint() is not None
-    assert code == 0
-    markdown = (out / "bench.md").read_text()
+    stdout, markdown, report, have_checkpoint = run_bench_from_repo(tmp_path_factory.mktemp("bench_stream"),
+                                                                    "--stream-only", "--quick", "--threads", 1)
     assert markdown.strip() in stdout
-    return markdown, json.loads((out / "bench.json").read_text()), have_checkpoint
+    return markdown, report, have_checkpoint
 
 
 def test_every_streamed_row_is_exact(stream_report):
