@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from test_bench import md_table, run_bench, run_bench_from_repo
+from test_bench import REPO, md_table, run_bench, run_bench_from_repo
 from vocoder_ext.cli import build_parser, main
 from vocoder_ext.cli.bench.fidelity import VARIANTS
 from vocoder_ext.cli.bench.options import resolve_settings
 from vocoder_ext.cli.precision import bf16_kernels
 
-REPO = Path(__file__).resolve().parents[1]
 # bf16 error bounds: bf16 keeps 8 significant bits (~48 dB per rounding); a generator's dozens of layers
 # land a few dB under that. Exact fp32 would be > 100 dB, a broken kernel < 20.
 BF16_SNR = (30.0, 70.0)

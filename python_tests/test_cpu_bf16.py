@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import vocoder_ext
 from vocoder_ext import ops
+from vocoder_ext.cli.precision import bf16_kernels
 from vocoder_ext.ops.resblock import _chain
 from vocoder_ext.runtime import extension
 from vocoder_ext.runtime.precision import compute_in_bf16
@@ -168,7 +169,6 @@ def test_without_avx512_bf16_the_fp32_kernel_runs_with_one_warning(isa):
 
 
 def test_bf16_kernels_reports_the_level_the_kernels_run_at(monkeypatch):
-    from vocoder_ext.cli.precision import bf16_kernels
     monkeypatch.delenv("VOCODER_EXT_CPU_ISA", raising=False)
     assert torch.ops.vocoder_ext.cpu_isa() == "avx512_bf16" and bf16_kernels()
     for isa in ("avx512", "avx2", "generic"):

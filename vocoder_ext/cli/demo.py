@@ -37,7 +37,7 @@ from . import precision
 from .common import UserError, choose_device, model_sampling_rate, stem
 from .demo_waveglow import waveglow_row
 
-DEFAULT_CHECKPOINT = os.path.join("checkpoints", "demo")  # trained by a later issue; used once it exists
+DEFAULT_CHECKPOINT = os.path.join("checkpoints", "demo")  # the trained demo generator (its README); used where it exists
 DEFAULT_CONFIG = "v2"  # small and fast: the whole demo stays well under a minute on 2 cores
 
 

@@ -33,10 +33,11 @@ from ...models.config import AUDIO_DEFAULTS
 from ...models.hifigan import HiFiGAN
 from ...runtime.precision import compute_in_bf16
 from ..common import UserError, stem
+from ..demo import DEFAULT_CHECKPOINT
 from ..precision import bf16_kernels, snr_db
 from .timing import fmt, log, table
 
-DEMO_FOLDER = os.path.join("checkpoints", "demo")
+DEMO_FOLDER = DEFAULT_CHECKPOINT  # the folder `make demo` reads
 DATA = "data"
 FILELIST = os.path.join(DATA, "filelists", "validation.txt")
 VARIANTS = ("fused_bf16", "fused_bf16_tensors", "eager_bf16")
